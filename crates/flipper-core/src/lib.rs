@@ -16,8 +16,15 @@
 //! `TypeError`, the result is disabled with [`eval::Reason::Error`].
 #![warn(missing_docs)]
 
+pub mod bucketing;
+mod checks;
+pub mod condition;
+pub mod eval;
+pub mod item;
 pub mod json;
 pub mod pyops;
 pub mod value;
 
+pub use checks::Checks;
+pub use item::{Item, ItemError, Meta};
 pub use value::{Int, Object, Value};

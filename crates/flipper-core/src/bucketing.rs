@@ -1,0 +1,621 @@
+//! Bucketers and percentages: which share of callers a flag is on for.
+//!
+//! * [`Bucketer::NoOp`]: everyone (the default).
+//! * [`Bucketer::Percentage`]: a random share: on when a uniform draw in `[0, 1)` is `<=` the
+//!   percentage. The draw is an input ([`Env::random`]).
+//! * [`Bucketer::ConsistentHash`]: a stable share: SHA-1 of the Python JSON of the sorted,
+//!   whitelisted checks, `mod 100`, divided by 100, compared `<=` with the percentage. The same
+//!   user gets the same answer in Rust and in Python.
+//!
+//! A [`Percentage`] is a fixed value or a [`Percentage::LinearRamp`] that moves from an initial
+//! to a final value over a duration. The ramp is flipper-client's with its bugs fixed (a
+//! documented deviation): it is clamped between its two ends in both directions, so it never
+//! goes negative before it starts and ramps *down* gradually.
+
+use sha1::{Digest, Sha1};
+
+use crate::checks::Checks;
+use crate::eval::Env;
+use crate::json::{self, Output};
+use crate::pyops::{self, CmpOp, TypeError};
+use crate::{Object, Value};
+
+/// The kwarg flipper-client's bucketers take as their random source: never hashed, and for the
+/// random bucketer called as a function (so any JSON value there is a `TypeError`).
+pub const RANDOMIZER: &str = "randomizer";
+
+/// A percentage in `[0, 1]`: fixed, or ramping linearly over time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Percentage {
+    /// `{"type": "Percentage", "value": v}`. `value` is kept as stored (int or float; `null`
+    /// when the stored object had no `value`, which makes every check a `TypeError`, as in
+    /// Python).
+    Fixed {
+        /// The stored value.
+        value: Value,
+    },
+    /// `{"type": "LinearRampPercentage", ...}`: from `initial_value` at `initial_time` to
+    /// `final_value` after `ramp_duration` seconds. Numbers are kept as stored.
+    LinearRamp {
+        /// Value at `initial_time` and before.
+        initial_value: Value,
+        /// Value after the ramp.
+        final_value: Value,
+        /// Seconds; `0` means "always `final_value`".
+        ramp_duration: Value,
+        /// Unix seconds (flipper-client writes an integer). `None` when the stored ramp had
+        /// none: Python then starts the ramp when it reads the flag, so the ramp is taken as
+        /// starting at the moment of evaluation (it sits at `initial_value`).
+        initial_time: Option<i64>,
+    },
+}
+
+impl Default for Percentage {
+    /// `Percentage()`: 100%.
+    fn default() -> Self {
+        Self::fixed(1.0)
+    }
+}
+
+impl Percentage {
+    /// A fixed percentage (`0.25` is 25%).
+    pub fn fixed(value: f64) -> Self {
+        Self::Fixed {
+            value: Value::Float(value),
+        }
+    }
+
+    /// A linear ramp from `initial_value` to `final_value` over `ramp_duration_secs` seconds,
+    /// starting at `initial_time` (Unix seconds).
+    ///
+    /// ```
+    /// use flipper_core::bucketing::Percentage;
+    /// let ramp = Percentage::linear_ramp(0.0, 1.0, 3600, 1_700_000_000);
+    /// assert_eq!(ramp.value_at(1_700_001_800.0).unwrap().as_f64(), Some(0.5));
+    /// assert_eq!(ramp.value_at(0.0).unwrap().as_f64(), Some(0.0)); // clamped before the start
+    /// ```
+    pub fn linear_ramp(
+        initial_value: f64,
+        final_value: f64,
+        ramp_duration_secs: i64,
+        initial_time: i64,
+    ) -> Self {
+        Self::LinearRamp {
+            initial_value: Value::Float(initial_value),
+            final_value: Value::Float(final_value),
+            ramp_duration: Value::from(ramp_duration_secs),
+            initial_time: Some(initial_time),
+        }
+    }
+
+    /// The percentage at `now` (Unix seconds).
+    ///
+    /// # Errors
+    /// `TypeError` when a ramp field is not a number (Python's arithmetic would raise).
+    pub fn value_at(&self, now: f64) -> Result<PercentageValue<'_>, TypeError> {
+        match self {
+            Self::Fixed { value } => Ok(PercentageValue::Stored(value)),
+            Self::LinearRamp {
+                initial_value,
+                final_value,
+                ramp_duration,
+                initial_time,
+            } => {
+                if pyops::eq(ramp_duration, &Value::from(0)) {
+                    return Ok(PercentageValue::Stored(final_value));
+                }
+                let iv = ramp_number(initial_value, "initial_value")?;
+                let fv = ramp_number(final_value, "final_value")?;
+                let duration = ramp_number(ramp_duration, "ramp_duration")?;
+                let dt = initial_time.map_or(0.0, |t| now - t as f64);
+                let v = iv + ((fv - iv) * dt) / duration;
+                let (lo, hi) = if iv <= fv { (iv, fv) } else { (fv, iv) };
+                Ok(PercentageValue::Computed(if v < lo {
+                    lo
+                } else if v > hi {
+                    hi
+                } else {
+                    v
+                }))
+            }
+        }
+    }
+
+    /// The stored form.
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        match self {
+            Self::Fixed { value } => {
+                o.insert("type".into(), "Percentage".into());
+                o.insert("value".into(), value.clone());
+            }
+            Self::LinearRamp {
+                initial_value,
+                final_value,
+                ramp_duration,
+                initial_time,
+            } => {
+                o.insert("type".into(), "LinearRampPercentage".into());
+                o.insert("initial_value".into(), initial_value.clone());
+                o.insert("final_value".into(), final_value.clone());
+                o.insert("ramp_duration".into(), ramp_duration.clone());
+                o.insert("initial_time".into(), Value::from(*initial_time));
+            }
+        }
+        Value::Object(o)
+    }
+
+    /// Reads the stored form as `PercentageFactory.create`.
+    ///
+    /// # Errors
+    /// A message for an unknown or missing `type` or an unusable `initial_time`.
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let o = v
+            .as_object()
+            .ok_or("a percentage must be an object with a \"type\"")?;
+        match o.get("type") {
+            Some(Value::Str(t)) if t == "Percentage" => Ok(Self::Fixed {
+                value: o.get("value").cloned().unwrap_or(Value::Null),
+            }),
+            Some(Value::Str(t)) if t == "LinearRampPercentage" => Ok(Self::LinearRamp {
+                initial_value: o.get("initial_value").cloned().unwrap_or(Value::Float(0.0)),
+                final_value: o.get("final_value").cloned().unwrap_or(Value::Float(1.0)),
+                ramp_duration: o.get("ramp_duration").cloned().unwrap_or(Value::from(3600)),
+                initial_time: match o.get("initial_time") {
+                    None | Some(Value::Null) => None,
+                    Some(t) => Some(epoch_seconds(t)?),
+                },
+            }),
+            Some(other) => Err(format!(
+                "percentage type not supported: {} (expected \"Percentage\" or \"LinearRampPercentage\")",
+                json::to_string(other)
+            )),
+            None => Err("percentage has no \"type\"".into()),
+        }
+    }
+}
+
+/// `int(datetime.fromtimestamp(t).timestamp())`: the stored instant truncated to whole seconds.
+fn epoch_seconds(t: &Value) -> Result<i64, String> {
+    let f = t
+        .as_f64()
+        .filter(|f| f.is_finite() && f.abs() < 1e14)
+        .ok_or_else(|| {
+            format!(
+                "initial_time must be Unix seconds, not {}",
+                json::to_string(t)
+            )
+        })?;
+    // Python keeps microseconds (rounded half to even), then truncates toward zero.
+    let micros = (f * 1e6).round_ties_even();
+    Ok((micros / 1e6).trunc() as i64)
+}
+
+fn ramp_number(v: &Value, field: &str) -> Result<f64, TypeError> {
+    v.as_f64().ok_or_else(|| TypeError {
+        message: format!(
+            "LinearRampPercentage {field} must be a number, not {}",
+            v.type_name()
+        ),
+    })
+}
+
+/// A percentage evaluated at an instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PercentageValue<'a> {
+    /// The stored value, compared with Python's semantics.
+    Stored(&'a Value),
+    /// A ramp's value at the instant.
+    Computed(f64),
+}
+
+impl PercentageValue<'_> {
+    /// The value as a double, when it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Stored(v) => v.as_f64(),
+            Self::Computed(f) => Some(*f),
+        }
+    }
+
+    /// Python's `percentage == 0`.
+    #[inline]
+    fn is_zero(&self) -> bool {
+        match self {
+            Self::Stored(Value::Float(f)) | Self::Computed(f) => *f == 0.0,
+            Self::Stored(v) => pyops::eq(v, &Value::Float(0.0)),
+        }
+    }
+
+    /// Python's `score <= percentage`.
+    #[inline]
+    fn includes(&self, score: f64) -> Result<bool, TypeError> {
+        match self {
+            Self::Stored(Value::Float(f)) | Self::Computed(f) => Ok(score <= *f),
+            Self::Stored(v) => pyops::compare(v, CmpOp::Ge, &Value::Float(score)),
+        }
+    }
+}
+
+/// Decides which share of callers a flag is on for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Bucketer {
+    /// Everyone (`NoOpBucketer`).
+    #[default]
+    NoOp,
+    /// A random share (`PercentageBucketer`).
+    Percentage {
+        /// The share.
+        percentage: Percentage,
+    },
+    /// A stable share by hashing the caller's checks (`ConsistentHashPercentageBucketer`).
+    ConsistentHash {
+        /// The share.
+        percentage: Percentage,
+        /// The check names hashed; empty hashes all of them. Duplicates are dropped.
+        key_whitelist: Vec<String>,
+    },
+}
+
+impl Bucketer {
+    /// A random share.
+    pub fn percentage(percentage: Percentage) -> Self {
+        Self::Percentage { percentage }
+    }
+
+    /// A stable share keyed on the named checks (all checks when empty).
+    ///
+    /// ```
+    /// use flipper_core::bucketing::{Bucketer, Percentage};
+    /// let half_of_users = Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]);
+    /// ```
+    pub fn consistent_hash<S: Into<String>>(
+        percentage: Percentage,
+        key_whitelist: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut keys: Vec<String> = Vec::new();
+        for k in key_whitelist {
+            let k = k.into();
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        Self::ConsistentHash {
+            percentage,
+            key_whitelist: keys,
+        }
+    }
+
+    /// flipper-client's type tag (`NoOpBucketer`, `PercentageBucketer`,
+    /// `ConsistentHashPercentageBucketer`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::NoOp => "NoOpBucketer",
+            Self::Percentage { .. } => "PercentageBucketer",
+            Self::ConsistentHash { .. } => "ConsistentHashPercentageBucketer",
+        }
+    }
+
+    /// Whether this is the no-op bucketer (then evaluation never consults it).
+    pub fn is_noop(&self) -> bool {
+        matches!(self, Self::NoOp)
+    }
+
+    /// `bucketer.check(**checks)`.
+    ///
+    /// # Errors
+    /// Python's `TypeError` for a non-numeric percentage, or a `randomizer` check given to the
+    /// random bucketer.
+    #[inline]
+    pub fn check<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> Result<bool, TypeError> {
+        match self {
+            Self::NoOp => Ok(true),
+            Self::Percentage { percentage } => {
+                let pct = percentage.value_at(env.now())?;
+                if pct.is_zero() {
+                    return Ok(false);
+                }
+                if let Some(r) = checks.get(RANDOMIZER) {
+                    return Err(TypeError {
+                        message: format!("'{}' object is not callable", r.type_name()),
+                    });
+                }
+                pct.includes(env.random())
+            }
+            Self::ConsistentHash {
+                percentage,
+                key_whitelist,
+            } => {
+                let pct = percentage.value_at(env.now())?;
+                if pct.is_zero() {
+                    return Ok(false);
+                }
+                let score = f64::from(consistent_hash_bucket(checks, key_whitelist)) / 100.0;
+                pct.includes(score)
+            }
+        }
+    }
+
+    /// The stored form.
+    pub fn to_value(&self) -> Value {
+        let mut o = Object::new();
+        o.insert("type".into(), self.type_name().into());
+        match self {
+            Self::NoOp => {}
+            Self::Percentage { percentage } => {
+                o.insert("percentage".into(), percentage.to_value());
+            }
+            Self::ConsistentHash {
+                percentage,
+                key_whitelist,
+            } => {
+                o.insert("percentage".into(), percentage.to_value());
+                o.insert(
+                    "key_whitelist".into(),
+                    key_whitelist.iter().map(String::as_str).collect(),
+                );
+            }
+        }
+        Value::Object(o)
+    }
+
+    /// Reads the stored form as `BucketerFactory.create`.
+    ///
+    /// # Errors
+    /// A message naming the problem (unknown `type`, malformed percentage or whitelist).
+    pub fn from_value(v: &Value) -> Result<Self, String> {
+        let o = v
+            .as_object()
+            .ok_or("a bucketer must be an object with a \"type\"")?;
+        let percentage = || -> Result<Percentage, String> {
+            match o.get("percentage") {
+                None | Some(Value::Null) => Ok(Percentage::default()),
+                Some(p) => Percentage::from_value(p),
+            }
+        };
+        match o.get("type").and_then(Value::as_str) {
+            Some("NoOpBucketer") => Ok(Self::NoOp),
+            Some("PercentageBucketer") => Ok(Self::Percentage {
+                percentage: percentage()?,
+            }),
+            Some("ConsistentHashPercentageBucketer") => {
+                let keys = match o.get("key_whitelist") {
+                    None => Vec::new(),
+                    Some(Value::List(items)) => items
+                        .iter()
+                        .map(|k| {
+                            k.as_str().map(str::to_owned).ok_or_else(|| {
+                                format!(
+                                    "key_whitelist must hold check names (strings), not {}",
+                                    json::to_string(k)
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    Some(other) => {
+                        return Err(format!(
+                            "key_whitelist must be a list of check names, not {}",
+                            json::to_string(other)
+                        ));
+                    }
+                };
+                Ok(Self::consistent_hash(percentage()?, keys))
+            }
+            _ => Err(match o.get("type") {
+                Some(t) => format!(
+                    "bucketer type not supported: {} (expected \"NoOpBucketer\", \"PercentageBucketer\" or \"ConsistentHashPercentageBucketer\")",
+                    json::to_string(t)
+                ),
+                None => "bucketer has no \"type\"".into(),
+            }),
+        }
+    }
+}
+
+/// The checks a consistent-hash bucketer hashes, sorted by name: whitelisted (all when the
+/// whitelist is empty), never `randomizer`.
+fn hashed_checks<'a>(checks: &'a Checks, whitelist: &[String]) -> Vec<&'a (String, Value)> {
+    let mut picked: Vec<&(String, Value)> = checks
+        .entries()
+        .iter()
+        .filter(|(name, _)| {
+            name != RANDOMIZER && (whitelist.is_empty() || whitelist.iter().any(|k| k == name))
+        })
+        .collect();
+    // Python sorts str by code point, which is UTF-8 byte order.
+    picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    picked
+}
+
+/// Writes `json.dumps(sorted(filtered.items()))`.
+fn write_hash_input<O: Output + ?Sized>(picked: &[&(String, Value)], out: &mut O) {
+    out.push_str("[");
+    for (i, (name, value)) in picked.iter().map(|e| (&e.0, &e.1)).enumerate() {
+        out.push_str(if i == 0 { "[" } else { ", [" });
+        json::write_str(name, out);
+        out.push_str(", ");
+        json::write_value(value, out);
+        out.push_str("]");
+    }
+    out.push_str("]");
+}
+
+/// The exact bytes flipper-client's consistent-hash bucketer feeds to SHA-1 for these checks.
+///
+/// ```
+/// use flipper_core::{Checks, bucketing::consistent_hash_input};
+/// let checks = Checks::new().with("user_id", 1).with("org_id", 2);
+/// assert_eq!(consistent_hash_input(&checks, &[]), br#"[["org_id", 2], ["user_id", 1]]"#);
+/// ```
+pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_hash_input(&hashed_checks(checks, key_whitelist), &mut out);
+    out
+}
+
+/// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
+pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
+    let picked = hashed_checks(checks, key_whitelist);
+    let mut sink = HashSink::new();
+    write_hash_input(&picked, &mut sink);
+    let digest = sink.finish();
+    // The digest as a big-endian integer, mod 100.
+    let r = digest
+        .iter()
+        .fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % 100);
+    r as u8
+}
+
+/// Buffers small writes on the stack and feeds SHA-1 in large chunks.
+struct HashSink {
+    hasher: Sha1,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl HashSink {
+    fn new() -> Self {
+        Self {
+            hasher: Sha1::new(),
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn finish(mut self) -> [u8; 20] {
+        self.hasher.update(&self.buf[..self.len]);
+        self.hasher.finalize().into()
+    }
+}
+
+impl Output for HashSink {
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        let b = s.as_bytes();
+        if self.len + b.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+            if b.len() > self.buf.len() {
+                self.hasher.update(b);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::FixedEnv;
+
+    fn env() -> FixedEnv {
+        FixedEnv {
+            now: 1_700_000_000.0,
+            random: 0.5,
+        }
+    }
+
+    #[test]
+    fn spec_table_for_user_ids() {
+        // flipper-spec §4.4: bucket of user_id 1..=20 with whitelist ["user_id"].
+        let expected = [
+            48, 94, 79, 59, 15, 34, 7, 29, 81, 72, 33, 29, 35, 73, 39, 22, 40, 76, 24, 16,
+        ];
+        let wl = vec!["user_id".to_owned()];
+        for (uid, want) in (1..=20).zip(expected) {
+            let checks = Checks::new().with("user_id", uid);
+            assert_eq!(consistent_hash_bucket(&checks, &wl), want, "user_id={uid}");
+        }
+    }
+
+    #[test]
+    fn empty_checks_score_like_upstream_tests() {
+        assert_eq!(consistent_hash_bucket(&Checks::new(), &[]), 32);
+        let c = Checks::new().with("foo", "bar");
+        assert_eq!(consistent_hash_bucket(&c, &[]), 79);
+        let c = Checks::new()
+            .with("foo", "bar")
+            .with("herp", 99)
+            .with("derp", false);
+        assert_eq!(consistent_hash_bucket(&c, &[]), 67);
+    }
+
+    #[test]
+    fn randomizer_is_never_hashed() {
+        let c = Checks::new()
+            .with("org", "acme")
+            .with("user_id", 42)
+            .with("randomizer", 5);
+        assert_eq!(
+            consistent_hash_input(&c, &[]),
+            br#"[["org", "acme"], ["user_id", 42]]"#
+        );
+    }
+
+    #[test]
+    fn zero_percentage_never_hashes_and_is_off() {
+        let b = Bucketer::consistent_hash(Percentage::fixed(0.0), ["user_id"]);
+        assert_eq!(b.check(&Checks::new(), &env()), Ok(false));
+        let b = Bucketer::percentage(Percentage::Fixed {
+            value: Value::from(0),
+        });
+        // Zero wins before the randomizer would be called.
+        let c = Checks::new().with("randomizer", 1);
+        assert_eq!(b.check(&c, &env()), Ok(false));
+    }
+
+    #[test]
+    fn random_bucketer_is_inclusive_and_rejects_randomizer_values() {
+        let b = Bucketer::percentage(Percentage::fixed(0.5));
+        let at = |r| FixedEnv {
+            now: 0.0,
+            random: r,
+        };
+        assert_eq!(b.check(&Checks::new(), &at(0.4)), Ok(true));
+        assert_eq!(b.check(&Checks::new(), &at(0.5)), Ok(true));
+        assert_eq!(b.check(&Checks::new(), &at(0.6)), Ok(false));
+        let err = b
+            .check(&Checks::new().with("randomizer", 1), &at(0.1))
+            .unwrap_err();
+        assert_eq!(err.message, "'int' object is not callable");
+    }
+
+    #[test]
+    fn missing_percentage_value_is_a_type_error() {
+        let b = Bucketer::from_value(
+            &crate::json::parse(
+                r#"{"type": "PercentageBucketer", "percentage": {"type": "Percentage"}}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(b.check(&Checks::new(), &env()).is_err());
+    }
+
+    #[test]
+    fn ramp_is_clamped_both_ways() {
+        let up = Percentage::linear_ramp(0.2, 0.6, 60, 1000);
+        assert_eq!(up.value_at(0.0).unwrap().as_f64(), Some(0.2));
+        assert!((up.value_at(1030.0).unwrap().as_f64().unwrap() - 0.4).abs() < 1e-12);
+        assert_eq!(up.value_at(5000.0).unwrap().as_f64(), Some(0.6));
+        let down = Percentage::linear_ramp(1.0, 0.0, 100, 1000);
+        assert_eq!(down.value_at(1010.0).unwrap().as_f64(), Some(0.9));
+        assert_eq!(down.value_at(9000.0).unwrap().as_f64(), Some(0.0));
+        assert_eq!(down.value_at(0.0).unwrap().as_f64(), Some(1.0));
+    }
+
+    #[test]
+    fn bucketers_round_trip_their_stored_form() {
+        for b in [
+            Bucketer::NoOp,
+            Bucketer::percentage(Percentage::linear_ramp(0.0, 1.0, 3600, 1_700_000_000)),
+            Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]),
+        ] {
+            assert_eq!(Bucketer::from_value(&b.to_value()).unwrap(), b);
+        }
+        let err = Bucketer::from_value(&crate::json::parse(r#"{"type": "Nope"}"#).unwrap());
+        assert!(err.unwrap_err().contains("not supported"));
+    }
+}

@@ -1,0 +1,110 @@
+//! [`Checks`]: the caller's variables for one evaluation (flipper-client's `**kwargs`).
+
+use crate::{Object, Value};
+
+/// The variables an evaluation is made for, in the caller's order (Python's kwargs order).
+///
+/// Names are unique: inserting an existing name replaces its value in place, as a Python `dict`
+/// does. Order matters only where Python's does: which check runs first (and so whether a
+/// `TypeError` is reached), never the consistent hash, which sorts by name.
+///
+/// ```
+/// use flipper_core::Checks;
+/// let checks = Checks::new().with("user_id", 42).with("plan", "pro");
+/// assert_eq!(checks.len(), 2);
+/// assert_eq!(checks.get("plan").and_then(|v| v.as_str()), Some("pro"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checks {
+    entries: Vec<(String, Value)>,
+}
+
+impl Checks {
+    /// No variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a variable, builder style.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// Adds a variable, or replaces the value of an existing one in place.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into();
+        let value = value.into();
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// The value of a variable.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The variables in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + Clone {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// Number of variables.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no variable was given (then conditions are skipped and the bucketer decides).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn entries(&self) -> &[(String, Value)] {
+        &self.entries
+    }
+}
+
+impl From<Object> for Checks {
+    fn from(o: Object) -> Self {
+        Self {
+            entries: o.into_iter().collect(),
+        }
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Checks {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut c = Self::new();
+        for (k, v) in iter {
+            c.insert(k, v);
+        }
+        c
+    }
+}
+
+impl<'a> IntoIterator for &'a Checks {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Value)>,
+        fn(&'a (String, Value)) -> (&'a str, &'a Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_replaces_in_place() {
+        let c = Checks::new().with("b", 1).with("a", 2).with("b", 3);
+        let names: Vec<_> = c.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(c.get("b"), Some(&Value::from(3)));
+    }
+}

@@ -1,0 +1,310 @@
+//! Writing: CPython 3.11's `json.dumps(v)` with default arguments (the C encoder):
+//! `", "` / `": "` separators, `ensure_ascii=True`, ints verbatim, floats as `repr`.
+//!
+//! Nothing here allocates except writing an int beyond `i64` (rare: big-int formatting).
+
+use std::fmt;
+
+use super::{Output, float};
+use crate::{Int, Value};
+
+pub(super) fn write_value<O: Output + ?Sized>(v: &Value, out: &mut O) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => write_int(i, out),
+        Value::Float(f) => float::write_float(*f, out),
+        Value::Str(s) => write_str(s, out),
+        Value::List(items) => {
+            let mut items = items.iter();
+            match items.next() {
+                None => out.push_str("[]"),
+                Some(first) => {
+                    out.push_str("[");
+                    write_value(first, out);
+                    for item in items {
+                        out.push_str(", ");
+                        write_value(item, out);
+                    }
+                    out.push_str("]");
+                }
+            }
+        }
+        Value::Object(members) => {
+            let mut members = members.iter();
+            match members.next() {
+                None => out.push_str("{}"),
+                Some((key, value)) => {
+                    out.push_str("{");
+                    write_str(key, out);
+                    out.push_str(": ");
+                    write_value(value, out);
+                    for (key, value) in members {
+                        out.push_str(", ");
+                        write_str(key, out);
+                        out.push_str(": ");
+                        write_value(value, out);
+                    }
+                    out.push_str("}");
+                }
+            }
+        }
+    }
+}
+
+/// An int in decimal, as Python's `int.__repr__`.
+fn write_int<O: Output + ?Sized>(i: &Int, out: &mut O) {
+    match i.as_i64() {
+        Some(small) => out.push_str(itoa::Buffer::new().format(small)),
+        None => {
+            // Writing to an `Output` cannot fail, so neither can this.
+            let _ = fmt::write(&mut FmtOutput(out), format_args!("{i}"));
+        }
+    }
+}
+
+/// `fmt::Write` over an [`Output`].
+struct FmtOutput<'a, O: ?Sized>(&'a mut O);
+
+impl<O: Output + ?Sized> fmt::Write for FmtOutput<'_, O> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.push_str(s);
+        Ok(())
+    }
+}
+
+/// [`ESCAPE`] entry for bytes of non-ASCII characters.
+const NON_ASCII: u8 = 0xff;
+/// [`ESCAPE`] entry for characters written as `\u00XX`.
+const UNICODE: u8 = b'u';
+
+/// How `ensure_ascii` writes each byte: 0 = as is, otherwise the letter after the backslash
+/// ([`UNICODE`] for `\u00XX`), or [`NON_ASCII`] for the bytes of a non-ASCII character.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = UNICODE;
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[0x7f] = UNICODE;
+    b = 0x80;
+    while b < 0x100 {
+        table[b] = NON_ASCII;
+        b += 1;
+    }
+    table
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Escape sequences collected on the stack so that a run of them is written in one piece.
+struct Escapes {
+    buf: [u8; Self::CAPACITY],
+    len: usize,
+}
+
+impl Escapes {
+    const CAPACITY: usize = 96;
+    /// The longest single escape: a surrogate pair.
+    const LONGEST: usize = 12;
+
+    fn new() -> Self {
+        Self {
+            buf: [0; Self::CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
+    /// `\uXXXX` with lowercase hex.
+    fn push_unit(&mut self, unit: u32) {
+        let hex = |shift: u32| HEX[(unit >> shift & 0xf) as usize];
+        self.push(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+    }
+
+    fn flush<O: Output + ?Sized>(&mut self, out: &mut O) {
+        // Only ASCII is ever pushed, so this always succeeds.
+        if let Ok(s) = std::str::from_utf8(&self.buf[..self.len]) {
+            out.push_str(s);
+        }
+        self.len = 0;
+    }
+}
+
+pub(super) fn write_str<O: Output + ?Sized>(s: &str, out: &mut O) {
+    let bytes = s.as_bytes();
+    out.push_str("\"");
+    // `run..i` is plain text still to be copied; `i` is always at a char boundary because
+    // the bytes of non-ASCII characters are never plain.
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if ESCAPE[usize::from(bytes[i])] == 0 {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[run..i]);
+        let mut escapes = Escapes::new();
+        while let Some(&b) = bytes.get(i) {
+            if escapes.len + Escapes::LONGEST > Escapes::CAPACITY {
+                escapes.flush(out);
+            }
+            match ESCAPE[usize::from(b)] {
+                0 => break,
+                NON_ASCII => {
+                    let Some(c) = s[i..].chars().next() else {
+                        break;
+                    };
+                    let code = u32::from(c);
+                    if code > 0xffff {
+                        let v = code - 0x10000;
+                        escapes.push_unit(0xd800 | v >> 10);
+                        escapes.push_unit(0xdc00 | (v & 0x3ff));
+                    } else {
+                        escapes.push_unit(code);
+                    }
+                    i += c.len_utf8();
+                }
+                UNICODE => {
+                    escapes.push_unit(u32::from(b));
+                    i += 1;
+                }
+                letter => {
+                    escapes.push(&[b'\\', letter]);
+                    i += 1;
+                }
+            }
+        }
+        escapes.flush(out);
+        run = i;
+    }
+    out.push_str(&s[run..]);
+    out.push_str("\"");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Object;
+
+    fn dumps_str(s: &str) -> String {
+        let mut out = String::new();
+        write_str(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn short_escapes_and_slash() {
+        assert_eq!(dumps_str("\"\\/\n\r\t\u{8}\u{c}"), r#""\"\\/\n\r\t\b\f""#);
+    }
+
+    #[test]
+    fn control_characters_and_del_as_u00xx() {
+        assert_eq!(
+            dumps_str("\u{0}\u{1}\u{1f} \u{7f}~"),
+            r#""\u0000\u0001\u001f \u007f~""#
+        );
+        for b in 0u8..0x20 {
+            let s = dumps_str(&char::from(b).to_string());
+            let expected = match b {
+                8 => r#""\b""#.to_owned(),
+                9 => r#""\t""#.to_owned(),
+                10 => r#""\n""#.to_owned(),
+                12 => r#""\f""#.to_owned(),
+                13 => r#""\r""#.to_owned(),
+                _ => format!("\"\\u{b:04x}\""),
+            };
+            assert_eq!(s, expected);
+        }
+    }
+
+    #[test]
+    fn non_ascii_as_lowercase_hex_and_surrogate_pairs() {
+        assert_eq!(dumps_str("ñame"), r#""\u00f1ame""#);
+        assert_eq!(dumps_str("😀"), r#""\ud83d\ude00""#);
+        assert_eq!(
+            dumps_str("\u{10ffff}\u{10000}"),
+            r#""\udbff\udfff\ud800\udc00""#
+        );
+        assert_eq!(
+            dumps_str("\u{2028}\u{2029}\u{feff}\u{ffff}\u{80}"),
+            r#""\u2028\u2029\ufeff\uffff\u0080""#
+        );
+        assert_eq!(dumps_str("日本"), r#""\u65e5\u672c""#);
+    }
+
+    #[test]
+    fn long_runs_of_escapes_are_complete() {
+        let s: String = "é😀\n".repeat(100);
+        let expected = r#"\u00e9\ud83d\ude00\n"#.repeat(100);
+        assert_eq!(dumps_str(&s), format!("\"{expected}\""));
+        let mixed: String = (0..300)
+            .map(|i| if i % 7 == 0 { 'x' } else { 'ü' })
+            .collect();
+        let out = dumps_str(&mixed);
+        assert_eq!(
+            out.matches("\\u00fc").count(),
+            mixed.chars().filter(|&c| c == 'ü').count()
+        );
+        assert_eq!(out.matches('x').count(), 43);
+    }
+
+    #[test]
+    fn plain_strings_pass_through() {
+        assert_eq!(dumps_str(""), r#""""#);
+        assert_eq!(dumps_str("user_id"), r#""user_id""#);
+        assert_eq!(dumps_str("a b'c<>&"), r#""a b'c<>&""#);
+    }
+
+    #[test]
+    fn ints_verbatim() {
+        let cases = [
+            (Value::from(0), "0"),
+            (Value::from(-1), "-1"),
+            (Value::from(i64::MAX), "9223372036854775807"),
+            (Value::from(i64::MIN), "-9223372036854775808"),
+            (Value::from(u64::MAX), "18446744073709551615"),
+            (
+                Value::from(-(1i128 << 100)),
+                "-1267650600228229401496703205376",
+            ),
+        ];
+        for (v, expected) in cases {
+            assert_eq!(super::super::to_string(&v), expected);
+        }
+    }
+
+    #[test]
+    fn containers_and_literals() {
+        let mut inner = Object::new();
+        inner.insert("z".into(), Value::Null);
+        inner.insert("a".into(), Value::List(vec![]));
+        let mut o = Object::new();
+        o.insert("é".into(), Value::Object(inner));
+        o.insert("e".into(), Value::Object(Object::new()));
+        let v = Value::List(vec![
+            Value::Object(o),
+            Value::from(true),
+            Value::from(false),
+            Value::List(vec![Value::List(vec![])]),
+        ]);
+        assert_eq!(
+            super::super::to_string(&v),
+            r#"[{"\u00e9": {"z": null, "a": []}, "e": {}}, true, false, [[]]]"#
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The export format: a JSON array of flags, each in flipper-client's stored form.
+//!
+//! `flipper flags export` writes it, `flipper flags import` and the JSON-file store
+//! (`json:PATH`) read it. One flag per line, in name order:
+//!
+//! ```text
+//! [
+//! {"feature_name": "a", "is_enabled": true, "meta": {...}},
+//! {"feature_name": "b", "is_enabled": false, "meta": {...}}
+//! ]
+//! ```
+//!
+//! Any JSON array of stored flags is accepted on input (Python's `json.loads` rules), and a
+//! mistake is reported with the line it is on.
+
+use std::collections::BTreeMap;
+
+use flipper_core::{Item, Value, json};
+
+/// Renders flags in the export format (sorted by name, one per line, trailing newline).
+pub fn render<'a>(items: impl IntoIterator<Item = &'a Item>) -> String {
+    let mut sorted: Vec<&Item> = items.into_iter().collect();
+    sorted.sort_by(|a, b| a.feature_name.cmp(&b.feature_name));
+    if sorted.is_empty() {
+        return "[]\n".to_owned();
+    }
+    let mut out = String::from("[\n");
+    for (i, item) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push_str(",\n");
+        }
+        out.push_str(&item.to_json());
+    }
+    out.push_str("\n]\n");
+    out
+}
+
+/// Parses the export format into flags keyed by name.
+///
+/// # Errors
+/// A one-line message naming the line (and column for syntax errors) and the problem:
+/// invalid JSON, not an array, an entry that is not a flag, or a name that appears twice.
+pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
+    let doc = json::parse(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::List(entries) = doc else {
+        return Err(format!(
+            "expected a JSON array of flags, found a JSON {}",
+            json_kind(&doc)
+        ));
+    };
+    let lines = element_lines(text);
+    let line_of = |i: usize| lines.get(i).copied().unwrap_or(1);
+    let mut items: BTreeMap<String, (Item, usize)> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let item = Item::from_value(entry)
+            .map_err(|e| format!("line {}: flag #{}: {e}", line_of(i), i + 1))?;
+        item.validate()
+            .map_err(|e| format!("line {}: flag #{}: {e}", line_of(i), i + 1))?;
+        if let Some((_, first)) = items.get(&item.feature_name) {
+            return Err(format!(
+                "line {}: flag {:?} appears twice (first on line {})",
+                line_of(i),
+                item.feature_name,
+                line_of(*first)
+            ));
+        }
+        items.insert(item.feature_name.clone(), (item, i));
+    }
+    Ok(items.into_iter().map(|(k, (item, _))| (k, item)).collect())
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Int(_) | Value::Float(_) => "number",
+        Value::Str(_) => "string",
+        Value::List(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The 1-based line on which each element of the top-level array starts. Only called on text
+/// that parsed as an array.
+fn element_lines(text: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    let (mut line, mut depth) = (1usize, 0usize);
+    let (mut in_string, mut escaped, mut expecting) = (false, false, false);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+        }
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        if depth == 1 && expecting && !matches!(c, ' ' | '\t' | '\n' | '\r' | ']') {
+            lines.push(line);
+            expecting = false;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth == 1 {
+                    expecting = true;
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => expecting = true,
+            _ => {}
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let items = [Item::new("b", true, 2), Item::new("a", false, 1)];
+        let text = render(&items);
+        assert!(text.starts_with("[\n{\"feature_name\": \"a\""));
+        let parsed = parse(&text).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed["b"], items[0]);
+        assert_eq!(render([]), "[]\n");
+        assert!(parse("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = format!(
+            "[\n{},\n{{\"feature_name\": \"b\", \"is_enabled\": true, \"meta\": {{}}}}\n]",
+            Item::new("a", true, 1).to_json()
+        );
+        assert_eq!(
+            parse(&text).unwrap_err(),
+            "line 3: flag #2: meta.created_date: is missing"
+        );
+        let dup = format!(
+            "[{},\n {}]",
+            Item::new("a", true, 1).to_json(),
+            Item::new("a", true, 1).to_json()
+        );
+        assert_eq!(
+            parse(&dup).unwrap_err(),
+            "line 2: flag \"a\" appears twice (first on line 1)"
+        );
+        let err = parse("[\n{\"feature_name\": }\n]").unwrap_err();
+        assert!(
+            err.starts_with("invalid JSON: Expecting value: line 2"),
+            "{err}"
+        );
+        assert_eq!(
+            parse("{}").unwrap_err(),
+            "expected a JSON array of flags, found a JSON object"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Where flags live: the [`Store`] trait, its stores and wrappers.
+//!
+//! # Contract
+//!
+//! [`Store`] is the contract with *implementors*: a handful of primitive operations on whole
+//! flags, each carrying a [`Version`] so that writes can be compare-and-swap. [`StoreExt`] is the
+//! contract with *users*: flipper-client's store API (`create`, `set`, `set_meta`, ...) built on
+//! those primitives as compare-and-swap loops, so concurrent writers never lose each other's
+//! updates. Every store and wrapper runs the shared conformance suite
+//! ([`conformance`], enabled by the `conformance` feature and in this crate's tests).
+//!
+//! Stores persist exactly [`Item::serialize`]'s bytes (flipper-client's format), so Python and
+//! Rust processes can share one store.
+//!
+//! | store | URL | versions | watch |
+//! |---|---|---|---|
+//! | [`MemoryStore`] | `memory:` | counter | yes |
+//! | [`JsonFileStore`] | `json:PATH` | content digest | this process's writes |
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flipper_core::{Item, ItemError};
+use futures_core::Stream;
+
+use crate::error::Result;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+#[cfg(feature = "json-file")]
+mod json_file;
+mod memory;
+mod ops;
+mod url;
+
+#[cfg(feature = "json-file")]
+pub use json_file::JsonFileStore;
+pub use memory::MemoryStore;
+pub use ops::{MAX_CAS_ATTEMPTS, StoreExt};
+pub use url::open;
+
+/// An opaque version of a stored flag, issued by its store. Compare for equality only.
+///
+/// A memory store counts writes; a file store digests the stored bytes; a Redis store would
+/// digest the bytes too (so Python writers, which keep no counter, still change it).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Version(VersionRepr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum VersionRepr {
+    Seq(u64),
+    Digest([u8; 20]),
+    Token(Arc<str>),
+}
+
+impl Version {
+    /// A version from a counter.
+    pub fn from_seq(seq: u64) -> Self {
+        Self(VersionRepr::Seq(seq))
+    }
+
+    /// A version naming the content: the SHA-1 of the stored bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        use sha1::Digest;
+        Self(VersionRepr::Digest(sha1::Sha1::digest(bytes).into()))
+    }
+
+    /// A version from a backend's own token (an ETag, a modify index).
+    pub fn from_token(token: impl Into<Arc<str>>) -> Self {
+        Self(VersionRepr::Token(token.into()))
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            VersionRepr::Seq(n) => write!(f, "{n}"),
+            VersionRepr::Digest(d) => d.iter().try_for_each(|b| write!(f, "{b:02x}")),
+            VersionRepr::Token(t) => f.write_str(t),
+        }
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({self})")
+    }
+}
+
+/// A flag as read from a store, with its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    /// The flag.
+    pub item: Item,
+    /// Its version, for a later compare-and-swap write.
+    pub version: Version,
+}
+
+/// How [`Store::put`] treats an existing flag.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PutMode {
+    /// Write whatever is there (flipper-client's only mode).
+    #[default]
+    Overwrite,
+    /// Write only if the flag does not exist, else [`crate::Error::AlreadyExists`].
+    Create,
+    /// Write only if the flag is still at this version, else [`crate::Error::Conflict`]
+    /// (also when it no longer exists).
+    Update(Version),
+}
+
+/// What a store can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`PutMode::Create`] and [`PutMode::Update`] are atomic.
+    pub conditional_put: bool,
+    /// [`Store::watch`] reports changes.
+    pub watch: bool,
+    /// Changes made by *other processes* reach [`Store::watch`] too.
+    pub watch_external: bool,
+}
+
+impl Capabilities {
+    /// With atomic conditional writes.
+    pub fn with_conditional_put(mut self, yes: bool) -> Self {
+        self.conditional_put = yes;
+        self
+    }
+    /// With change notification.
+    pub fn with_watch(mut self, yes: bool) -> Self {
+        self.watch = yes;
+        self
+    }
+    /// With change notification that includes other processes' writes.
+    pub fn with_watch_external(mut self, yes: bool) -> Self {
+        self.watch_external = yes;
+        self
+    }
+}
+
+/// One change to a store.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A flag was created or replaced.
+    Put {
+        /// The flag as stored.
+        item: Item,
+        /// Its new version.
+        version: Version,
+    },
+    /// A flag was deleted.
+    Delete {
+        /// The flag.
+        name: String,
+    },
+    /// Changes were missed (the watcher fell behind): reload everything.
+    Resync,
+}
+
+/// A stream of changes, in the order the store applied them.
+pub type ChangeStream = Pin<Box<dyn Stream<Item = Change> + Send>>;
+
+/// A listed entry that could not be read. Listings report it instead of failing whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorruptEntry {
+    /// The flag name or storage key.
+    pub key: String,
+    /// Why it cannot be read.
+    pub error: ItemError,
+}
+
+/// One entry of a listing.
+pub type ListEntry = std::result::Result<Versioned, CorruptEntry>;
+
+/// The primitive operations a store implements. Users call [`StoreExt`]'s methods.
+///
+/// Implementations must pass [`conformance`] for every capability they declare.
+#[async_trait]
+pub trait Store: fmt::Debug + fmt::Display + Send + Sync + 'static {
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The flag and its version, `None` if absent.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corrupt`] when the stored value is not a readable flag; backend errors.
+    async fn get(&self, name: &str) -> Result<Option<Versioned>>;
+
+    /// Writes `item` under `item.feature_name` according to `mode`, returning the new version.
+    ///
+    /// # Errors
+    /// [`crate::Error::AlreadyExists`] / [`crate::Error::Conflict`] when `mode`'s precondition
+    /// fails; [`crate::Error::Unsupported`] for a conditional mode on a store without
+    /// [`Capabilities::conditional_put`]; backend errors.
+    async fn put(&self, item: &Item, mode: PutMode) -> Result<Version>;
+
+    /// Deletes a flag; deleting a missing flag is not an error. Returns whether it existed.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn delete(&self, name: &str) -> Result<bool>;
+
+    /// Skips `offset` flags, then returns at most `limit` (all when `None`), in the store's
+    /// order. Unreadable entries are reported in place, not fatal.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn list(&self, limit: Option<usize>, offset: usize) -> Result<Vec<ListEntry>>;
+
+    /// Changes from now on, when [`Capabilities::watch`]; `None` otherwise.
+    fn watch(&self) -> Option<ChangeStream>;
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: Store + ?Sized> Store for $ty {
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            async fn get(&self, name: &str) -> Result<Option<Versioned>> {
+                (**self).get(name).await
+            }
+            async fn put(&self, item: &Item, mode: PutMode) -> Result<Version> {
+                (**self).put(item, mode).await
+            }
+            async fn delete(&self, name: &str) -> Result<bool> {
+                (**self).delete(name).await
+            }
+            async fn list(&self, limit: Option<usize>, offset: usize) -> Result<Vec<ListEntry>> {
+                (**self).list(limit, offset).await
+            }
+            fn watch(&self) -> Option<ChangeStream> {
+                (**self).watch()
+            }
+        }
+    )*};
+}
+forward_store!(Arc<S>, Box<S>);
+
+/// Applies `offset` then `limit` to an iterator, as every store's `list` does.
+pub(crate) fn page<T>(
+    items: impl Iterator<Item = T>,
+    limit: Option<usize>,
+    offset: usize,
+) -> Vec<T> {
+    let rest = items.skip(offset);
+    match limit {
+        Some(n) => rest.take(n).collect(),
+        None => rest.collect(),
+    }
+}
+
+/// Turns a broadcast receiver into a [`ChangeStream`]; falling behind yields [`Change::Resync`].
+pub(crate) fn broadcast_stream(rx: tokio::sync::broadcast::Receiver<Change>) -> ChangeStream {
+    use tokio::sync::broadcast::error::RecvError;
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(change) => Some((change, rx)),
+            Err(RecvError::Lagged(_)) => Some((Change::Resync, rx)),
+            Err(RecvError::Closed) => None,
+        }
+    }))
+}
