@@ -206,7 +206,7 @@ impl Parser<'_> {
     }
 
     /// The whole text: one value between optional whitespace.
-    fn document(&mut self) -> Result<Value, RawError> {
+    fn document(&mut self) -> Result<(Value, Option<Lone>), RawError> {
         self.skip_ws();
         let value = self.value()?;
         self.skip_ws();
@@ -217,10 +217,10 @@ impl Parser<'_> {
     }
 
     /// A value starting at `self.pos` (whitespace already skipped), containers included.
-    fn value(&mut self) -> Result<Value, RawError> {
+    fn value(&mut self) -> Result<(Value, Option<Lone>), RawError> {
         let mut stack: Vec<Frame> = Vec::new();
         'value: loop {
-            let mut value = match self.peek() {
+            let (mut value, mut taint) = match self.peek() {
                 Some(open @ (b'[' | b'{')) => {
                     if stack.len() >= MAX_DEPTH {
                         let what = if open == b'[' { "array" } else { "object" };
@@ -237,17 +237,16 @@ impl Parser<'_> {
                     if open == b'[' {
                         if self.peek() == Some(b']') {
                             self.pos += 1;
-                            Value::List(Vec::new())
+                            (Value::List(Vec::new()), None)
                         } else {
-                            stack.push(Frame::List(Vec::new()));
+                            stack.push(Frame::list());
                             continue 'value;
                         }
                     } else if self.peek() == Some(b'}') {
                         self.pos += 1;
-                        Value::Object(Object::new())
+                        (Value::Object(Object::new()), None)
                     } else {
-                        let key = self.key()?;
-                        stack.push(Frame::Object(Object::new(), key));
+                        stack.push(Frame::object(self.key()?));
                         continue 'value;
                     }
                 }
@@ -256,9 +255,13 @@ impl Parser<'_> {
             // Hand the finished value to its container, closing containers as they end.
             loop {
                 match stack.last_mut() {
-                    None => return Ok(value),
-                    Some(Frame::List(items)) => {
+                    None => return Ok((value, taint)),
+                    Some(Frame::List {
+                        items,
+                        taint: list_taint,
+                    }) => {
                         items.push(value);
+                        *list_taint = first(*list_taint, taint);
                         self.skip_ws();
                         match self.peek() {
                             Some(b',') => {
@@ -270,15 +273,33 @@ impl Parser<'_> {
                             _ => return Err(raw(self.pos, "Expecting ',' delimiter")),
                         }
                     }
-                    Some(Frame::Object(members, key)) => {
-                        // Python dict semantics: a repeated key keeps its first position.
-                        members.insert(std::mem::take(key), value);
+                    Some(Frame::Object {
+                        members,
+                        key,
+                        key_taint,
+                        taints,
+                    }) => {
+                        // Python dict semantics: a repeated key keeps its first position and
+                        // takes the new value (dropping the old value's taint).
+                        let (index, old) = members.insert_full(std::mem::take(key), value);
+                        if old.is_some() && !taints.is_empty() {
+                            taints.retain(|t| t.in_key || t.index != index);
+                        }
+                        for (lone, in_key) in [(taint, false), (key_taint.take(), true)] {
+                            if let Some(lone) = lone {
+                                taints.push(MemberTaint {
+                                    index,
+                                    in_key,
+                                    lone,
+                                });
+                            }
+                        }
                         self.skip_ws();
                         match self.peek() {
                             Some(b',') => {
                                 self.pos += 1;
                                 self.skip_ws();
-                                *key = self.key()?;
+                                (*key, *key_taint) = self.key()?;
                                 continue 'value;
                             }
                             Some(b'}') => self.pos += 1,
@@ -287,7 +308,7 @@ impl Parser<'_> {
                     }
                 }
                 match stack.pop() {
-                    Some(frame) => value = frame.into_value(),
+                    Some(frame) => (value, taint) = frame.into_value(),
                     None => return Err(raw(self.pos, "Expecting value")),
                 }
             }
@@ -295,7 +316,7 @@ impl Parser<'_> {
     }
 
     /// An object key and its `:` delimiter, leaving `self.pos` at the value.
-    fn key(&mut self) -> Result<String, RawError> {
+    fn key(&mut self) -> Result<(String, Option<Lone>), RawError> {
         if self.peek() != Some(b'"') {
             return Err(raw(
                 self.pos,
@@ -313,20 +334,20 @@ impl Parser<'_> {
     }
 
     /// Anything but a container.
-    fn scalar(&mut self) -> Result<Value, RawError> {
+    fn scalar(&mut self) -> Result<(Value, Option<Lone>), RawError> {
         let rest = &self.bytes[self.pos..];
         let (value, len) = match rest.first() {
-            Some(b'"') => return self.string().map(Value::Str),
+            Some(b'"') => return self.string().map(|(s, taint)| (Value::Str(s), taint)),
             Some(b'n') if rest.starts_with(b"null") => (Value::Null, 4),
             Some(b't') if rest.starts_with(b"true") => (Value::Bool(true), 4),
             Some(b'f') if rest.starts_with(b"false") => (Value::Bool(false), 5),
             Some(b'N') if rest.starts_with(b"NaN") => (Value::Float(f64::NAN), 3),
             Some(b'I') if rest.starts_with(b"Infinity") => (Value::Float(f64::INFINITY), 8),
             Some(b'-') if rest.starts_with(b"-Infinity") => (Value::Float(f64::NEG_INFINITY), 9),
-            _ => return self.number(),
+            _ => return Ok((self.number()?, None)),
         };
         self.pos += len;
-        Ok(value)
+        Ok((value, None))
     }
 
     /// `-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`; an int when there is neither fraction nor
@@ -405,10 +426,11 @@ impl Parser<'_> {
     }
 
     /// A string literal starting at the `"` at `self.pos`.
-    fn string(&mut self) -> Result<String, RawError> {
+    fn string(&mut self) -> Result<(String, Option<Lone>), RawError> {
         let bytes = self.bytes;
         let quote = self.pos;
         let mut out = String::new();
+        let mut taint = None;
         // Start of the current run of plain characters.
         let mut run = quote + 1;
         let mut i = run;
@@ -423,14 +445,14 @@ impl Parser<'_> {
                     self.pos = i + 1;
                     let tail = &self.text[run..i];
                     if out.is_empty() {
-                        return Ok(tail.to_owned());
+                        return Ok((tail.to_owned(), taint));
                     }
                     out.push_str(tail);
-                    return Ok(out);
+                    return Ok((out, taint));
                 }
                 b'\\' => {
                     out.push_str(&self.text[run..i]);
-                    i = self.escape(i, quote, &mut out)?;
+                    i = self.escape(i, quote, &mut out, &mut taint)?;
                     run = i;
                 }
                 0..=0x1f => return Err(raw(i, "Invalid control character at")),
@@ -440,7 +462,13 @@ impl Parser<'_> {
     }
 
     /// The escape whose backslash is at `bs`; appends it to `out` and returns the offset after it.
-    fn escape(&mut self, bs: usize, quote: usize, out: &mut String) -> Result<usize, RawError> {
+    fn escape(
+        &self,
+        bs: usize,
+        quote: usize,
+        out: &mut String,
+        taint: &mut Option<Lone>,
+    ) -> Result<usize, RawError> {
         let bytes = self.bytes;
         let Some(&kind) = bytes.get(bs + 1) else {
             return Err(raw(quote, "Unterminated string starting at"));
@@ -454,7 +482,7 @@ impl Parser<'_> {
             b'n' => '\n',
             b'r' => '\r',
             b't' => '\t',
-            b'u' => return self.unicode_escape(bs, out),
+            b'u' => return self.unicode_escape(bs, out, taint),
             _ => return Err(raw(bs, "Invalid \\escape")),
         };
         out.push(c);
@@ -462,7 +490,12 @@ impl Parser<'_> {
     }
 
     /// `\uXXXX` at `bs`, combining an escaped surrogate pair the way CPython's C scanner does.
-    fn unicode_escape(&mut self, bs: usize, out: &mut String) -> Result<usize, RawError> {
+    fn unicode_escape(
+        &self,
+        bs: usize,
+        out: &mut String,
+        taint: &mut Option<Lone>,
+    ) -> Result<usize, RawError> {
         let bytes = self.bytes;
         let len = bytes.len();
         let u = bs + 1;
@@ -491,9 +524,11 @@ impl Parser<'_> {
         match char::from_u32(code) {
             Some(c) => out.push(c),
             None => {
-                // A lone surrogate: Python keeps it; we report it if the document is
-                // otherwise valid, and carry on to find Python's error if it is not.
-                self.lone_surrogate.get_or_insert((bs, code));
+                // A lone surrogate: Python keeps it; see [`Lone`].
+                taint.get_or_insert(Lone {
+                    pos: bs,
+                    unit: code,
+                });
                 out.push(char::REPLACEMENT_CHARACTER);
             }
         }
