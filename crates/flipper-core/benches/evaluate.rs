@@ -1,1 +1,47 @@
-fn main() {}
+//! Evaluating a flag already in memory: the three shapes of `benches/flags.json`, which
+//! `scripts/bench-python` also runs through the real Python flipper-client.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flipper_core::eval::FixedEnv;
+use flipper_core::{Checks, Item, Value, json};
+
+fn cases() -> Vec<(String, Item, Checks)> {
+    let text = include_str!("flags.json");
+    let Value::List(cases) = json::parse(text).expect("flags.json parses") else {
+        panic!("flags.json is a list");
+    };
+    cases
+        .iter()
+        .map(|case| {
+            let case = case.as_object().expect("case object");
+            let name = case["name"].as_str().expect("name").to_owned();
+            let item = Item::from_value(&case["item"]).expect("item");
+            let checks = Checks::from(case["checks"].as_object().expect("checks").clone());
+            (name, item, checks)
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let env = FixedEnv {
+        now: 1_700_000_000.0,
+        random: 0.5,
+    };
+    let mut group = c.benchmark_group("evaluate");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, item, checks) in cases() {
+        let e = item.evaluate(&checks, &env);
+        assert!(e.error_detail().is_none(), "{name}: {:?}", e.reason);
+        group.bench_function(&name, |b| {
+            b.iter(|| black_box(&item).is_enabled(black_box(&checks), &env));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

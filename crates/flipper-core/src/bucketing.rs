@@ -412,25 +412,58 @@ impl Bucketer {
     }
 }
 
-/// The checks a consistent-hash bucketer hashes, sorted by name: whitelisted (all when the
-/// whitelist is empty), never `randomizer`.
-fn hashed_checks<'a>(checks: &'a Checks, whitelist: &[String]) -> Vec<&'a (String, Value)> {
-    let mut picked: Vec<&(String, Value)> = checks
-        .entries()
-        .iter()
-        .filter(|(name, _)| {
-            name != RANDOMIZER && (whitelist.is_empty() || whitelist.iter().any(|k| k == name))
-        })
-        .collect();
-    // Python sorts str by code point, which is UTF-8 byte order.
-    picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    picked
+/// Whether a consistent-hash bucketer hashes this check: whitelisted (every check when the
+/// whitelist is empty), and never `randomizer`.
+#[inline]
+fn is_hashed(name: &str, whitelist: &[String]) -> bool {
+    name != RANDOMIZER && (whitelist.is_empty() || whitelist.iter().any(|k| k == name))
+}
+
+/// Most evaluations carry a handful of checks: sort their indices on the stack.
+const INLINE_CHECKS: usize = 16;
+
+/// Calls `f` with the hashed checks sorted by name (Python sorts `str` by code point, which is
+/// UTF-8 byte order). Allocates only beyond [`INLINE_CHECKS`] checks.
+#[inline]
+fn with_hashed_checks<R>(
+    checks: &Checks,
+    whitelist: &[String],
+    f: impl FnOnce(&mut dyn Iterator<Item = &(String, Value)>) -> R,
+) -> R {
+    let entries = checks.entries();
+    if entries.len() <= INLINE_CHECKS {
+        let mut idx = [0u8; INLINE_CHECKS];
+        let mut n = 0;
+        for (i, (name, _)) in entries.iter().enumerate() {
+            if is_hashed(name, whitelist) {
+                // Insertion sort: n is tiny.
+                let mut j = n;
+                while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
+                    idx[j] = idx[j - 1];
+                    j -= 1;
+                }
+                idx[j] = i as u8;
+                n += 1;
+            }
+        }
+        f(&mut idx[..n].iter().map(|&i| &entries[usize::from(i)]))
+    } else {
+        let mut picked: Vec<&(String, Value)> = entries
+            .iter()
+            .filter(|(name, _)| is_hashed(name, whitelist))
+            .collect();
+        picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        f(&mut picked.into_iter())
+    }
 }
 
 /// Writes `json.dumps(sorted(filtered.items()))`.
-fn write_hash_input<O: Output + ?Sized>(picked: &[&(String, Value)], out: &mut O) {
+fn write_hash_input<'a, O: Output + ?Sized>(
+    picked: &mut dyn Iterator<Item = &'a (String, Value)>,
+    out: &mut O,
+) {
     out.push_str("[");
-    for (i, (name, value)) in picked.iter().map(|e| (&e.0, &e.1)).enumerate() {
+    for (i, (name, value)) in picked.enumerate() {
         out.push_str(if i == 0 { "[" } else { ", [" });
         json::write_str(name, out);
         out.push_str(", ");
@@ -449,15 +482,18 @@ fn write_hash_input<O: Output + ?Sized>(picked: &[&(String, Value)], out: &mut O
 /// ```
 pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
-    write_hash_input(&hashed_checks(checks, key_whitelist), &mut out);
+    with_hashed_checks(checks, key_whitelist, |picked| {
+        write_hash_input(picked, &mut out)
+    });
     out
 }
 
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
-    let picked = hashed_checks(checks, key_whitelist);
     let mut sink = HashSink::new();
-    write_hash_input(&picked, &mut sink);
+    with_hashed_checks(checks, key_whitelist, |picked| {
+        write_hash_input(picked, &mut sink)
+    });
     let digest = sink.finish();
     // The digest as a big-endian integer, mod 100.
     let r = digest
@@ -466,25 +502,31 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     r as u8
 }
 
-/// Buffers small writes on the stack and feeds SHA-1 in large chunks.
+/// Buffers small writes on the stack and feeds SHA-1 in large chunks; short inputs (the usual
+/// case) are hashed in one call.
 struct HashSink {
-    hasher: Sha1,
-    buf: [u8; 256],
+    hasher: Option<Sha1>,
+    buf: [u8; 128],
     len: usize,
 }
 
 impl HashSink {
     fn new() -> Self {
         Self {
-            hasher: Sha1::new(),
-            buf: [0; 256],
+            hasher: None,
+            buf: [0; 128],
             len: 0,
         }
     }
 
-    fn finish(mut self) -> [u8; 20] {
-        self.hasher.update(&self.buf[..self.len]);
-        self.hasher.finalize().into()
+    fn finish(self) -> [u8; 20] {
+        match self.hasher {
+            None => Sha1::digest(&self.buf[..self.len]).into(),
+            Some(mut h) => {
+                h.update(&self.buf[..self.len]);
+                h.finalize().into()
+            }
+        }
     }
 }
 
@@ -493,10 +535,11 @@ impl Output for HashSink {
     fn push_str(&mut self, s: &str) {
         let b = s.as_bytes();
         if self.len + b.len() > self.buf.len() {
-            self.hasher.update(&self.buf[..self.len]);
+            let hasher = self.hasher.get_or_insert_with(Sha1::new);
+            hasher.update(&self.buf[..self.len]);
             self.len = 0;
             if b.len() > self.buf.len() {
-                self.hasher.update(b);
+                hasher.update(b);
                 return;
             }
         }
