@@ -17,6 +17,20 @@ use crate::{Object, Value};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checks {
     entries: Vec<(String, Value)>,
+    /// [`name_key`] of each entry's name, for fast matching against condition variables.
+    keys: Vec<u64>,
+}
+
+/// A cheap key for a variable name: equal names have equal keys, and names that differ in
+/// length or in their first 8 bytes have different keys. Equal keys still need a string
+/// comparison.
+#[inline]
+pub(crate) fn name_key(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mut prefix = [0u8; 8];
+    let n = b.len().min(8);
+    prefix[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(prefix) ^ (b.len() as u64).rotate_right(8)
 }
 
 impl Checks {
@@ -38,7 +52,10 @@ impl Checks {
         let value = value.into();
         match self.entries.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = value,
-            None => self.entries.push((name, value)),
+            None => {
+                self.keys.push(name_key(&name));
+                self.entries.push((name, value));
+            }
         }
     }
 
@@ -65,12 +82,23 @@ impl Checks {
     pub(crate) fn entries(&self) -> &[(String, Value)] {
         &self.entries
     }
+
+    /// The entries with their [`name_key`]s.
+    #[inline]
+    pub(crate) fn keyed(&self) -> impl Iterator<Item = (u64, &str, &Value)> {
+        self.keys
+            .iter()
+            .zip(&self.entries)
+            .map(|(k, (n, v))| (*k, n.as_str(), v))
+    }
 }
 
 impl From<Object> for Checks {
     fn from(o: Object) -> Self {
+        let entries: Vec<(String, Value)> = o.into_iter().collect();
         Self {
-            entries: o.into_iter().collect(),
+            keys: entries.iter().map(|(n, _)| name_key(n)).collect(),
+            entries,
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use crate::checks::Checks;
+use crate::checks::{Checks, name_key};
 use crate::pyops::{self, CmpOp, TypeError};
 use crate::{Object, Value};
 
@@ -204,6 +204,8 @@ pub struct Condition {
 #[derive(Debug, Clone, PartialEq)]
 struct Group {
     variable: String,
+    /// `name_key(variable)`.
+    key: u64,
     /// (operator, stored value), in insertion order.
     checks: Vec<(Operator, Value)>,
 }
@@ -256,6 +258,7 @@ impl Condition {
             None => {
                 self.groups.push(Group {
                     variable: variable.to_owned(),
+                    key: name_key(variable),
                     checks: Vec::new(),
                 });
                 self.groups.last_mut().expect("just pushed")
@@ -336,8 +339,12 @@ impl Condition {
     /// check, exactly as in Python).
     #[inline]
     pub fn evaluate(&self, checks: &Checks) -> Result<bool, TypeError> {
-        for (name, runtime) in checks.iter() {
-            let Some(group) = self.groups.iter().find(|g| g.variable == name) else {
+        for (key, name, runtime) in checks.keyed() {
+            let Some(group) = self
+                .groups
+                .iter()
+                .find(|g| g.key == key && g.variable == name)
+            else {
                 continue;
             };
             for (op, stored) in &group.checks {

@@ -251,6 +251,7 @@ impl Int {
     }
 
     /// The value as an `i64`, if it fits.
+    #[inline]
     pub fn as_i64(&self) -> Option<i64> {
         match &self.0 {
             IntRepr::Small(i) => Some(*i),

@@ -149,6 +149,7 @@ impl std::error::Error for TypeError {}
 /// Numbers of any kind compare by exact value (`True == 1 == 1.0`, `NaN == NaN` is false);
 /// values of different non-numeric types are never equal. Lists and dicts compare their
 /// elements with the identity rule (see the [module docs](self)), so `[NaN] == [NaN]`.
+#[inline]
 pub fn eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => x == y,
@@ -173,6 +174,7 @@ pub fn ne(a: &Value, b: &Value) -> bool {
 /// lexicographically. Anything else (dicts, `None`, mixed types, or a list whose first
 /// differing pair of elements is such a pair) is a [`TypeError`] naming `op` and the types, as
 /// Python's message does.
+#[inline]
 pub fn compare(a: &Value, op: CmpOp, b: &Value) -> Result<bool, TypeError> {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(op.holds(Some(x.as_str().cmp(y.as_str())))),
@@ -240,21 +242,49 @@ fn list_compare(a: &[Value], op: CmpOp, b: &[Value]) -> Result<bool, TypeError> 
 
 /// Exact numeric comparison. `None` when either value is not a number (`bool`, `int`,
 /// `float`); `Some(None)` when they are numbers but unordered (a NaN is involved).
+/// A number borrowed from a [`Value`], without building a new `Value` for a bool.
+#[derive(Clone, Copy)]
+enum Num<'a> {
+    Small(i64),
+    Big(&'a Int),
+    Float(f64),
+}
+
 #[inline]
-fn num_cmp(a: &Value, b: &Value) -> Option<Option<Ordering>> {
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Some(Some(x.cmp(y))),
-        (Value::Float(x), Value::Float(y)) => Some(x.partial_cmp(y)),
-        (Value::Int(x), Value::Float(y)) => Some(x.cmp_f64(*y)),
-        (Value::Float(x), Value::Int(y)) => Some(y.cmp_f64(*x).map(Ordering::reverse)),
-        (Value::Bool(x), _) => num_cmp(&bool_as_int(*x), b),
-        (_, Value::Bool(y)) => num_cmp(a, &bool_as_int(*y)),
+fn as_num(v: &Value) -> Option<Num<'_>> {
+    match v {
+        Value::Bool(b) => Some(Num::Small(i64::from(*b))),
+        Value::Int(i) => Some(match i.as_i64() {
+            Some(small) => Num::Small(small),
+            None => Num::Big(i),
+        }),
+        Value::Float(f) => Some(Num::Float(*f)),
         _ => None,
     }
 }
 
-/// `True` / `False` as the ints 1 / 0 (stored inline: no allocation).
+/// `Some(ordering)` when both are numbers (`None` inside for NaN), `None` otherwise.
 #[inline]
-fn bool_as_int(b: bool) -> Value {
-    Value::Int(Int::from(i64::from(b)))
+fn num_cmp(a: &Value, b: &Value) -> Option<Option<Ordering>> {
+    Some(match (as_num(a)?, as_num(b)?) {
+        (Num::Small(x), Num::Small(y)) => Some(x.cmp(&y)),
+        (Num::Float(x), Num::Float(y)) => x.partial_cmp(&y),
+        (Num::Small(x), Num::Float(y)) => small_cmp_f64(x, y),
+        (Num::Float(x), Num::Small(y)) => small_cmp_f64(y, x).map(Ordering::reverse),
+        (Num::Big(x), Num::Float(y)) => x.cmp_f64(y),
+        (Num::Float(x), Num::Big(y)) => y.cmp_f64(x).map(Ordering::reverse),
+        (Num::Big(x), Num::Big(y)) => Some(x.cmp(y)),
+        (Num::Big(x), Num::Small(y)) => Some(x.cmp(&Int::from(y))),
+        (Num::Small(x), Num::Big(y)) => Some(Int::from(x).cmp(y)),
+    })
+}
+
+/// Exact `i64` against `f64`; doubles hold every integer up to 2^53 exactly.
+#[inline]
+fn small_cmp_f64(i: i64, f: f64) -> Option<Ordering> {
+    if i.unsigned_abs() <= 1 << 53 {
+        (i as f64).partial_cmp(&f)
+    } else {
+        Int::from(i).cmp_f64(f)
+    }
 }
