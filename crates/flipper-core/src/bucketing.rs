@@ -458,8 +458,8 @@ fn with_hashed_checks<R>(
 }
 
 /// Writes `json.dumps(sorted(filtered.items()))`.
-fn write_hash_input<'a, O: Output + ?Sized>(
-    picked: &mut dyn Iterator<Item = &'a (String, Value)>,
+fn write_hash_input<O: Output + ?Sized>(
+    picked: &mut dyn Iterator<Item = &(String, Value)>,
     out: &mut O,
 ) {
     out.push_str("[");

@@ -1,7 +1,9 @@
 //! Golden vectors computed with the real flipper-client 1.3.2 (see testdata/README.md).
 //! Every line of every file is consumed; each test asserts the line count.
 
-use flipper_core::bucketing::{Bucketer, Percentage, consistent_hash_bucket, consistent_hash_input};
+use flipper_core::bucketing::{
+    Bucketer, Percentage, consistent_hash_bucket, consistent_hash_input,
+};
 use flipper_core::condition::parse_check_key;
 use flipper_core::eval::{FixedEnv, Reason, evaluate_or_default};
 use flipper_core::{Checks, Item, Value, json};
@@ -16,7 +18,9 @@ fn lines(file: &str) -> Vec<serde_json::Value> {
 }
 
 fn text<'a>(line: &'a serde_json::Value, field: &str) -> &'a str {
-    line[field].as_str().unwrap_or_else(|| panic!("{field} is text"))
+    line[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is text"))
 }
 
 /// A value from the outer (standard JSON) line, keeping the int/float kind.
@@ -95,9 +99,9 @@ fn evaluation() {
     assert_eq!(all.len(), 5000);
     let mut errors = 0;
     for (i, line) in all.iter().enumerate() {
-        let item = line["item"]
-            .as_str()
-            .map(|t| Item::deserialize(t.as_bytes()).unwrap_or_else(|e| panic!("line {}: {e}", i + 1)));
+        let item = line["item"].as_str().map(|t| {
+            Item::deserialize(t.as_bytes()).unwrap_or_else(|e| panic!("line {}: {e}", i + 1))
+        });
         let checks = checks_of(line);
         let default = line["default"].as_bool().unwrap();
         let got = evaluate_or_default(item.as_ref(), &checks, default, &ENV);
@@ -144,9 +148,18 @@ fn linear_ramp() {
         let want = line["expected"].as_f64().unwrap();
         let got = pct.value_at(now).unwrap().as_f64().unwrap();
         if (now * 64.0).fract() == 0.0 {
-            assert_eq!(got.to_bits(), want.to_bits(), "line {}: {got} vs {want}", i + 1);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "line {}: {got} vs {want}",
+                i + 1
+            );
         } else {
-            assert!((got - want).abs() <= 1e-9, "line {}: {got} vs {want}", i + 1);
+            assert!(
+                (got - want).abs() <= 1e-9,
+                "line {}: {got} vs {want}",
+                i + 1
+            );
         }
         assert_eq!(
             Percentage::from_value(&pct.to_value()).unwrap(),

@@ -20,15 +20,19 @@
 //! # Deviations from Python
 //!
 //! * A Rust `String` cannot hold a lone UTF-16 surrogate, which Python happily produces from
-//!   `"\ud800"`. A document that Python would accept but that contains such an escape is
-//!   rejected with the message `lone surrogate \ud800 is not supported` (a document Python
-//!   rejects anyway gets Python's error).
+//!   `"\ud800"`. A document whose value (as Python would load it) contains one is rejected
+//!   with the message `lone surrogate \ud800 is not supported`, positioned at the escape.
+//!   A document Python rejects anyway gets Python's error, and a lone surrogate that Python
+//!   would drop (in the value of a repeated key) is no error.
 //! * Nesting is limited to [`MAX_DEPTH`] containers, with an error message of our own, where
 //!   Python raises `RecursionError` at roughly the same depth (996 in a bare interpreter).
 //! * Python refuses to *write* an int of more than 4300 digits; [`write_value`] writes it.
 
+mod error;
 mod float;
+mod number;
 mod read;
+mod string;
 mod write;
 
 use crate::Value;
@@ -98,6 +102,9 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
 }
 
 /// Parses UTF-8 bytes as Python's `json.loads(data.decode("utf-8"))`.
+///
+/// Like that expression (and unlike `json.loads(data)`, which sniffs UTF-16/32 and strips a
+/// UTF-8 BOM), a leading BOM is decoded to U+FEFF and then rejected.
 ///
 /// # Errors
 ///

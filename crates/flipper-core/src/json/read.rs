@@ -4,52 +4,14 @@
 //! character-based line / column / offset only when an error is reported. Containers are
 //! parsed with an explicit stack, so deep input cannot overflow the call stack.
 
-use std::borrow::Cow;
-
-use num_bigint::BigInt;
-
 use super::ParseError;
-use crate::{Int, Object, Value};
+use super::error::{RawError, locate, raw, utf8_error};
+use super::number::read_number;
+use super::string::{Lone, first, read_string};
+use crate::{Object, Value};
 
 /// The deepest nesting of arrays and objects accepted.
 pub(super) const MAX_DEPTH: usize = 1000;
-
-/// Python 3.11's default `sys.get_int_max_str_digits()`.
-const MAX_INT_DIGITS: usize = 4300;
-
-/// An error at a byte offset of the text.
-struct RawError {
-    pos: usize,
-    message: Cow<'static, str>,
-}
-
-fn raw(pos: usize, message: impl Into<Cow<'static, str>>) -> RawError {
-    RawError {
-        pos,
-        message: message.into(),
-    }
-}
-
-/// Turns a byte offset into Python's `JSONDecodeError` position: `offset` counts characters,
-/// `line` counts `\n` before it (only `\n`), `column` is 1-based within the line.
-fn locate(text: &str, byte_pos: usize, message: String) -> ParseError {
-    // Error positions are always char boundaries; `floor_char_boundary`-like fallback anyway.
-    let mut end = byte_pos.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let prefix = &text[..end];
-    let line_start = prefix.rfind('\n').map_or(0, |nl| nl + 1);
-    let line = prefix[..line_start].bytes().filter(|&b| b == b'\n').count() + 1;
-    let column = prefix[line_start..].chars().count() + 1;
-    let offset = prefix[..line_start].chars().count() + column - 1;
-    ParseError {
-        message,
-        line,
-        column,
-        offset,
-    }
-}
 
 /// `json.loads(text)`.
 pub(super) fn parse(text: &str) -> Result<Value, ParseError> {
@@ -65,60 +27,19 @@ pub(super) fn parse(text: &str) -> Result<Value, ParseError> {
         bytes: text.as_bytes(),
         pos: 0,
     };
-    let result = match parser.document() {
+    match parser.document() {
         Ok((value, None)) => Ok(value),
         // Python accepts the document, with a lone surrogate in a string we cannot hold.
-        Ok((_, Some(lone))) => Err(raw(
-            lone.pos,
-            format!("lone surrogate \\u{:04x} is not supported", lone.unit),
-        )),
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| locate(text, e.pos, e.message.into_owned()))
+        Ok((_, Some(lone))) => Err(lone.error().locate(text)),
+        Err(e) => Err(e.locate(text)),
+    }
 }
 
-/// `json.loads(bytes.decode("utf-8"))`, with Python's `UnicodeDecodeError` wording.
+/// `json.loads(bytes.decode("utf-8"))`.
 pub(super) fn parse_bytes(bytes: &[u8]) -> Result<Value, ParseError> {
-    let err = match std::str::from_utf8(bytes) {
-        Ok(text) => return parse(text),
-        Err(err) => err,
-    };
-    let start = err.valid_up_to();
-    let len = err.error_len().unwrap_or(bytes.len() - start);
-    let first = bytes.get(start).copied().unwrap_or(0);
-    let reason = match err.error_len() {
-        None => "unexpected end of data",
-        Some(_) if (0xc2..=0xf4).contains(&first) => "invalid continuation byte",
-        Some(_) => "invalid start byte",
-    };
-    let what = if len <= 1 {
-        format!("byte 0x{first:02x} in position {start}")
-    } else {
-        format!("bytes in position {start}-{}", start + len - 1)
-    };
-    let message = format!("'utf-8' codec can't decode {what}: {reason}");
-    // The prefix is valid UTF-8 by construction.
-    let prefix = std::str::from_utf8(&bytes[..start]).unwrap_or_default();
-    Err(locate(prefix, start, message))
-}
-
-/// A lone surrogate escape (`\ud800` without its pair), which Python keeps in a `str` and a
-/// Rust `String` cannot hold. A value that contains one is "tainted": parsing goes on (the
-/// document may be one Python rejects anyway, or the string may be dropped by a repeated key)
-/// and the error is reported only if the taint reaches the finished document.
-#[derive(Clone, Copy)]
-struct Lone {
-    /// Byte offset of the backslash.
-    pos: usize,
-    unit: u32,
-}
-
-/// The taint that comes first in the document.
-fn first(a: Option<Lone>, b: Option<Lone>) -> Option<Lone> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if b.pos < a.pos { b } else { a }),
-        (a, None) => a,
-        (None, b) => b,
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text),
+        Err(err) => Err(utf8_error(bytes, err)),
     }
 }
 
@@ -183,15 +104,6 @@ struct Parser<'a> {
 
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-fn hex4(bytes: &[u8]) -> Option<u32> {
-    let mut v = 0;
-    for &b in bytes {
-        let d = char::from(b).to_digit(16)?;
-        v = v << 4 | d;
-    }
-    Some(v)
 }
 
 impl Parser<'_> {
@@ -350,188 +262,254 @@ impl Parser<'_> {
         Ok((value, None))
     }
 
-    /// `-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`; an int when there is neither fraction nor
-    /// exponent. A prefix that does not start a number is "Expecting value".
+    /// A number (or "Expecting value" where none starts).
     fn number(&mut self) -> Result<Value, RawError> {
-        let bytes = self.bytes;
-        let digit_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
-        let start = self.pos;
-        let negative = bytes.get(start) == Some(&b'-');
-        let mut i = start + usize::from(negative);
-        match bytes.get(i) {
-            Some(b'0') => i += 1,
-            Some(b'1'..=b'9') => {
-                i += 1;
-                while digit_at(i) {
-                    i += 1;
-                }
-            }
-            _ => return Err(raw(start, "Expecting value")),
-        }
-        let int_end = i;
-        if bytes.get(i) == Some(&b'.') && digit_at(i + 1) {
-            i += 2;
-            while digit_at(i) {
-                i += 1;
-            }
-        }
-        if matches!(bytes.get(i), Some(b'e' | b'E')) {
-            let mut j = i + 1;
-            if matches!(bytes.get(j), Some(b'+' | b'-')) {
-                j += 1;
-            }
-            if digit_at(j) {
-                while digit_at(j) {
-                    j += 1;
-                }
-                i = j;
-            }
-        }
-        self.pos = i;
-        let literal = &self.text[start..i];
-        if i != int_end {
-            // Correctly rounded, with overflow to infinity and underflow to zero, as Python's
-            // `float()`. The literal always matches Rust's float grammar.
-            return literal
-                .parse::<f64>()
-                .map(Value::Float)
-                .map_err(|_| raw(start, "Expecting value"));
-        }
-        let digits = &literal[usize::from(negative)..];
-        if digits.len() > MAX_INT_DIGITS {
-            return Err(raw(
-                start,
-                format!(
-                    "Exceeds the limit ({MAX_INT_DIGITS} digits) for integer string \
-                     conversion: value has {} digits; use sys.set_int_max_str_digits() \
-                     to increase the limit",
-                    digits.len()
-                ),
-            ));
-        }
-        if digits.len() <= 18 {
-            // Fits in an i64 without overflow checks: 18 digits < 2^63.
-            let magnitude = digits
-                .bytes()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
-            return Ok(Value::Int(Int::from(if negative {
-                -magnitude
-            } else {
-                magnitude
-            })));
-        }
-        BigInt::parse_bytes(literal.as_bytes(), 10)
-            .map(|b| Value::Int(Int::from_big(b)))
-            .ok_or_else(|| raw(start, "Expecting value"))
+        let (value, end) = read_number(self.text, self.pos)?;
+        self.pos = end;
+        Ok(value)
     }
 
     /// A string literal starting at the `"` at `self.pos`.
     fn string(&mut self) -> Result<(String, Option<Lone>), RawError> {
-        let bytes = self.bytes;
-        let quote = self.pos;
-        let mut out = String::new();
-        let mut taint = None;
-        // Start of the current run of plain characters.
-        let mut run = quote + 1;
-        let mut i = run;
-        loop {
-            // Like Python: look for the closing quote or a backslash, rejecting control
-            // characters on the way. `"` and `\` are ASCII, so slicing at them is safe.
-            let Some(&b) = bytes.get(i) else {
-                return Err(raw(quote, "Unterminated string starting at"));
-            };
-            match b {
-                b'"' => {
-                    self.pos = i + 1;
-                    let tail = &self.text[run..i];
-                    if out.is_empty() {
-                        return Ok((tail.to_owned(), taint));
-                    }
-                    out.push_str(tail);
-                    return Ok((out, taint));
-                }
-                b'\\' => {
-                    out.push_str(&self.text[run..i]);
-                    i = self.escape(i, quote, &mut out, &mut taint)?;
-                    run = i;
-                }
-                0..=0x1f => return Err(raw(i, "Invalid control character at")),
-                _ => i += 1,
-            }
+        let scanned = read_string(self.text, self.pos)?;
+        self.pos = scanned.end;
+        Ok((scanned.value, scanned.taint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::to_string;
+
+    /// `json.dumps(json.loads(text))`.
+    fn round(text: &str) -> String {
+        match parse(text) {
+            Ok(v) => to_string(&v),
+            Err(e) => panic!("{text:?}: {e}"),
         }
     }
 
-    /// The escape whose backslash is at `bs`; appends it to `out` and returns the offset after it.
-    fn escape(
-        &self,
-        bs: usize,
-        quote: usize,
-        out: &mut String,
-        taint: &mut Option<Lone>,
-    ) -> Result<usize, RawError> {
-        let bytes = self.bytes;
-        let Some(&kind) = bytes.get(bs + 1) else {
-            return Err(raw(quote, "Unterminated string starting at"));
-        };
-        let c = match kind {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => return self.unicode_escape(bs, out, taint),
-            _ => return Err(raw(bs, "Invalid \\escape")),
-        };
-        out.push(c);
-        Ok(bs + 2)
+    /// The error as Python's `JSONDecodeError` prints it.
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(v) => panic!("{text:?} parsed as {v:?}"),
+            Err(e) => e.to_string(),
+        }
     }
 
-    /// `\uXXXX` at `bs`, combining an escaped surrogate pair the way CPython's C scanner does.
-    fn unicode_escape(
-        &self,
-        bs: usize,
-        out: &mut String,
-        taint: &mut Option<Lone>,
-    ) -> Result<usize, RawError> {
-        let bytes = self.bytes;
-        let len = bytes.len();
-        let u = bs + 1;
-        let end = u + 5;
-        // CPython requires at least one character after the four digits.
-        let unit = match bytes.get(u + 1..end) {
-            Some(digits) if end < len => hex4(digits),
-            _ => None,
+    #[test]
+    fn expecting_value() {
+        assert_eq!(err(""), "Expecting value: line 1 column 1 (char 0)");
+        assert_eq!(err(" \n "), "Expecting value: line 2 column 2 (char 3)");
+        assert_eq!(err("["), "Expecting value: line 1 column 2 (char 1)");
+        assert_eq!(err("[1,]"), "Expecting value: line 1 column 4 (char 3)");
+        assert_eq!(err("[1,\n  ]"), "Expecting value: line 2 column 3 (char 6)");
+        assert_eq!(
+            err(r#"{"a":}"#),
+            "Expecting value: line 1 column 6 (char 5)"
+        );
+        for text in [
+            "-", "-a", "nul", "tru", "-Inf", "+1", ".5", "x", "é x", "'a'",
+        ] {
+            assert_eq!(
+                err(text),
+                "Expecting value: line 1 column 1 (char 0)",
+                "{text:?}"
+            );
         }
-        .ok_or_else(|| raw(u, "Invalid \\uXXXX escape"))?;
-        let (code, next) = if (0xd800..0xdc00).contains(&unit)
-            && end + 6 < len
-            && bytes[end] == b'\\'
-            && bytes[end + 1] == b'u'
-        {
-            let low = hex4(&bytes[end + 2..end + 6])
-                .ok_or_else(|| raw(end + 1, "Invalid \\uXXXX escape"))?;
-            if (0xdc00..0xe000).contains(&low) {
-                (0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00), end + 6)
-            } else {
-                (unit, end)
-            }
-        } else {
-            (unit, end)
+    }
+
+    #[test]
+    fn expecting_delimiters_and_names() {
+        assert_eq!(
+            err("[1 2]"),
+            "Expecting ',' delimiter: line 1 column 4 (char 3)"
+        );
+        assert_eq!(
+            err("[1"),
+            "Expecting ',' delimiter: line 1 column 3 (char 2)"
+        );
+        assert_eq!(
+            err("{\"a\":1 \"b\"}"),
+            "Expecting ',' delimiter: line 1 column 8 (char 7)"
+        );
+        assert_eq!(
+            err("{\"a\" 1}"),
+            "Expecting ':' delimiter: line 1 column 6 (char 5)"
+        );
+        assert_eq!(
+            err("{\"a\""),
+            "Expecting ':' delimiter: line 1 column 5 (char 4)"
+        );
+        let name = "Expecting property name enclosed in double quotes";
+        assert_eq!(err("{"), format!("{name}: line 1 column 2 (char 1)"));
+        assert_eq!(err("{1:2}"), format!("{name}: line 1 column 2 (char 1)"));
+        assert_eq!(err("{'a':2}"), format!("{name}: line 1 column 2 (char 1)"));
+        assert_eq!(
+            err("{\"a\":1,}"),
+            format!("{name}: line 1 column 8 (char 7)")
+        );
+        assert_eq!(
+            err("{\"a\":1,\n\t2}"),
+            format!("{name}: line 2 column 2 (char 9)")
+        );
+    }
+
+    #[test]
+    fn string_errors_are_positioned_in_the_document() {
+        assert_eq!(
+            err("[\"abc"),
+            "Unterminated string starting at: line 1 column 2 (char 1)"
+        );
+        assert_eq!(
+            err("{\"é\": \"a\nb\"}"),
+            "Invalid control character at: line 1 column 9 (char 8)"
+        );
+        assert_eq!(
+            err("\n[\"\\x\"]"),
+            "Invalid \\escape: line 2 column 3 (char 3)"
+        );
+        assert_eq!(
+            err("[\"😀\\u12\"]"),
+            "Invalid \\uXXXX escape: line 1 column 5 (char 4)"
+        );
+        assert_eq!(
+            err("{\"k\": \"\\ud800\"}"),
+            "lone surrogate \\ud800 is not supported: line 1 column 8 (char 7)"
+        );
+    }
+
+    #[test]
+    fn extra_data() {
+        assert_eq!(err("1 2"), "Extra data: line 1 column 3 (char 2)");
+        assert_eq!(err("[1]\n  x"), "Extra data: line 2 column 3 (char 6)");
+        assert_eq!(err("truex"), "Extra data: line 1 column 5 (char 4)");
+        assert_eq!(err("nullnull"), "Extra data: line 1 column 5 (char 4)");
+        // Numbers end where the grammar does.
+        assert_eq!(err("01"), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("1."), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("1.e5"), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("1e"), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("1e+"), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("-0x1"), "Extra data: line 1 column 3 (char 2)");
+        assert_eq!(err("NaNa"), "Extra data: line 1 column 4 (char 3)");
+        // Only space, tab, newline and carriage return are whitespace.
+        assert_eq!(err("1\u{a0}"), "Extra data: line 1 column 2 (char 1)");
+        assert_eq!(err("1\u{c}"), "Extra data: line 1 column 2 (char 1)");
+    }
+
+    #[test]
+    fn bom_is_rejected() {
+        assert_eq!(
+            err("\u{feff}[]"),
+            "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)"
+        );
+        // Elsewhere U+FEFF is an ordinary character (and not whitespace).
+        assert_eq!(round("\"\u{feff}\""), r#""\ufeff""#);
+        assert_eq!(
+            err(" \u{feff}"),
+            "Expecting value: line 1 column 2 (char 1)"
+        );
+    }
+
+    #[test]
+    fn literals_and_whitespace() {
+        assert_eq!(
+            round(" \t\r\n[ true ,false\n,null ] \r\n"),
+            "[true, false, null]"
+        );
+        assert_eq!(round("{ \"a\" :\t1 }"), r#"{"a": 1}"#);
+        assert_eq!(round("[[],{},[{}],[[]]]"), "[[], {}, [{}], [[]]]");
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first_position_and_the_last_value() {
+        assert_eq!(
+            round(r#"{"b":1,"a":2,"b":3,"c":4,"a":5}"#),
+            r#"{"b": 3, "a": 5, "c": 4}"#
+        );
+        assert_eq!(round(r#"{"a":1,"\u0061":2}"#), r#"{"a": 2}"#);
+    }
+
+    #[test]
+    fn lone_surrogates_only_fail_when_they_survive() {
+        // Dropped by a repeated key: Python's result has no surrogate, neither has ours.
+        assert_eq!(round(r#"{"a": "\ud800", "a": 1}"#), r#"{"a": 1}"#);
+        assert_eq!(round(r#"{"a": {"b": ["\udc00"]}, "a": 2}"#), r#"{"a": 2}"#);
+        // In a key, it stays even when the value is replaced.
+        assert_eq!(
+            err(r#"{"\ud800": 1, "\ud800": 2}"#),
+            "lone surrogate \\ud800 is not supported: line 1 column 3 (char 2)"
+        );
+        // A replaced value does not clear another member's taint; the first one is reported.
+        assert_eq!(
+            err(r#"[{"x": "\ud801", "y": "\ud802", "x": 0}, "\ud803"]"#),
+            "lone surrogate \\ud802 is not supported: line 1 column 24 (char 23)"
+        );
+        // A document Python rejects gets Python's error.
+        assert_eq!(
+            err(r#"["\ud800", ]"#),
+            "Expecting value: line 1 column 12 (char 11)"
+        );
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let objects = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert!(parse(&objects).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let e = parse(&deep).unwrap_err();
+        assert_eq!(
+            e.message,
+            "maximum nesting depth (1000) exceeded while decoding a JSON array"
+        );
+        assert_eq!(e.offset, MAX_DEPTH);
+        let e = parse(&format!("{}{{", "[".repeat(MAX_DEPTH))).unwrap_err();
+        assert!(e.message.ends_with("decoding a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn deep_input_does_not_overflow_a_small_stack() {
+        let run = || {
+            let deep = "[{\"a\":".repeat(500_000);
+            assert!(
+                parse(&deep)
+                    .unwrap_err()
+                    .message
+                    .starts_with("maximum nesting")
+            );
+            let unclosed = "[".repeat(MAX_DEPTH);
+            assert!(parse(&unclosed).is_err());
+            // The deepest accepted document can be parsed, written and dropped.
+            let max = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+            let v = parse(&max).unwrap();
+            assert_eq!(to_string(&v), max.replace("][", "], ["));
         };
-        match char::from_u32(code) {
-            Some(c) => out.push(c),
-            None => {
-                // A lone surrogate: Python keeps it; see [`Lone`].
-                taint.get_or_insert(Lone {
-                    pos: bs,
-                    unit: code,
-                });
-                out.push(char::REPLACEMENT_CHARACTER);
-            }
-        }
-        Ok(next)
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn parse_bytes_decodes_utf8_first() {
+        assert_eq!(
+            parse_bytes("[\"é\"]".as_bytes()).map(|v| to_string(&v)),
+            Ok(r#"["\u00e9"]"#.to_owned())
+        );
+        let e = parse_bytes(b"[\"a\xff\"]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'utf-8' codec can't decode byte 0xff in position 3: invalid start byte: \
+             line 1 column 4 (char 3)"
+        );
+        // As `data.decode("utf-8")`, a BOM is kept and then rejected.
+        let e = parse_bytes(b"\xef\xbb\xbf1").unwrap_err();
+        assert_eq!(e.message, "Unexpected UTF-8 BOM (decode using utf-8-sig)");
     }
 }

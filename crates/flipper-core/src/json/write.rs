@@ -145,19 +145,54 @@ impl Escapes {
     }
 }
 
+/// Whether any byte of the eight in `w` must be escaped: a control character, `"`, `\\`,
+/// DEL or a byte of a non-ASCII character. (Exact: the bit tricks never miss such a byte.)
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let del_or_above = (w.wrapping_add(LO) | w) & HI;
+    let quote = has_zero_byte(w ^ (LO * u64::from(b'"')));
+    let backslash = has_zero_byte(w ^ (LO * u64::from(b'\\')));
+    below_space | del_or_above | quote | backslash != 0
+}
+
+/// How many bytes at the start of `bytes` are written as they are.
+fn plain_len(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        match <[u8; 8]>::try_from(chunk) {
+            Ok(word) if !word_needs_escape(u64::from_le_bytes(word)) => n += 8,
+            _ => break,
+        }
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|&b| ESCAPE[usize::from(b)] != 0)
+        .unwrap_or(bytes.len() - n)
+}
+
+/// Plain strings up to this length are written with their quotes in one piece.
+const SHORT: usize = 64;
+
 pub(super) fn write_str<O: Output + ?Sized>(s: &str, out: &mut O) {
     let bytes = s.as_bytes();
-    out.push_str("\"");
-    // `run..i` is plain text still to be copied; `i` is always at a char boundary because
-    // the bytes of non-ASCII characters are never plain.
-    let mut run = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if ESCAPE[usize::from(bytes[i])] == 0 {
-            i += 1;
-            continue;
+    let mut i = plain_len(bytes);
+    if i == bytes.len() && i <= SHORT {
+        // The common case (keys, ids): one call, which matters when `out` is a hasher.
+        let mut quoted = [b'"'; SHORT + 2];
+        quoted[1..=i].copy_from_slice(bytes);
+        // Plain bytes are ASCII, so this always succeeds.
+        if let Ok(quoted) = std::str::from_utf8(&quoted[..i + 2]) {
+            out.push_str(quoted);
         }
-        out.push_str(&s[run..i]);
+        return;
+    }
+    out.push_str("\"");
+    // `i` is always at a char boundary: the bytes of non-ASCII characters are never plain.
+    out.push_str(&s[..i]);
+    while i < bytes.len() {
         let mut escapes = Escapes::new();
         while let Some(&b) = bytes.get(i) {
             if escapes.len + Escapes::LONGEST > Escapes::CAPACITY {
@@ -190,9 +225,12 @@ pub(super) fn write_str<O: Output + ?Sized>(s: &str, out: &mut O) {
             }
         }
         escapes.flush(out);
-        run = i;
+        let run = i;
+        i += plain_len(&bytes[i..]);
+        if i > run {
+            out.push_str(&s[run..i]);
+        }
     }
-    out.push_str(&s[run..]);
     out.push_str("\"");
 }
 
@@ -261,6 +299,56 @@ mod tests {
             mixed.chars().filter(|&c| c == 'ü').count()
         );
         assert_eq!(out.matches('x').count(), 43);
+    }
+
+    #[test]
+    fn word_test_agrees_with_the_table() {
+        // Every byte value in every lane, among plain neighbours.
+        for lane in 0..8 {
+            for b in 0..=255u8 {
+                let mut word = *b"abcdefgh";
+                word[lane] = b;
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(word)),
+                    ESCAPE[usize::from(b)] != 0,
+                    "byte {b:#x} in lane {lane}"
+                );
+            }
+        }
+        // Neighbours that could carry or borrow into each other.
+        for (a, b) in [
+            (0xffu8, 0x41u8),
+            (0x00, 0x41),
+            (0x20, 0x7e),
+            (0x7e, 0x7f),
+            (0x21, 0x23),
+        ] {
+            let word = u64::from_le_bytes([a, b, b'x', b'x', b'x', b'x', b'x', b'x']);
+            let expected = ESCAPE[usize::from(a)] != 0 || ESCAPE[usize::from(b)] != 0;
+            assert_eq!(word_needs_escape(word), expected, "{a:#x} {b:#x}");
+        }
+    }
+
+    #[test]
+    fn plain_len_stops_at_the_first_special_byte() {
+        assert_eq!(plain_len(b""), 0);
+        assert_eq!(plain_len(b"abc"), 3);
+        assert_eq!(plain_len(b"abcdefghijklmnopq"), 17);
+        for at in 0..20 {
+            let mut s = vec![b'a'; 20];
+            s[at] = b'"';
+            assert_eq!(plain_len(&s), at);
+        }
+    }
+
+    #[test]
+    fn long_and_short_strings_agree() {
+        for len in [63, 64, 65, 200] {
+            let s = "a".repeat(len);
+            assert_eq!(dumps_str(&s), format!("\"{s}\""));
+            let with_escape = format!("{s}\n{s}");
+            assert_eq!(dumps_str(&with_escape), format!("\"{s}\\n{s}\""));
+        }
     }
 
     #[test]
