@@ -133,4 +133,36 @@ impl Error {
     pub fn is_flag_missing(&self) -> bool {
         matches!(self, Self::FlagDoesNotExist { .. })
     }
+
+    /// Whether this is an [`Error::Io`] met while *reading* a file (its action is
+    /// [`Error::READ`]): no permission, a directory, ... Such a failure changed nothing. Every
+    /// other I/O error happened while writing (creating, locking, replacing a file).
+    pub fn is_read_failure(&self) -> bool {
+        matches!(self, Self::Io { action, .. } if *action == Self::READ)
+    }
+
+    /// The [`Error::Io`] action of a failed read.
+    pub const READ: &'static str = "cannot read";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_failures_are_told_from_write_failures() {
+        let io = |action| Error::Io {
+            action,
+            path: PathBuf::from("flags.json"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(io(Error::READ).is_read_failure());
+        assert!(!io("cannot write").is_read_failure());
+        assert!(!Error::FlagDoesNotExist { name: "x".into() }.is_read_failure());
+        assert!(
+            io(Error::READ)
+                .to_string()
+                .starts_with("cannot read flags.json: ")
+        );
+    }
 }

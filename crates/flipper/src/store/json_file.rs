@@ -110,18 +110,18 @@ impl Inner {
                 mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(self.io("cannot read", &self.path, e)),
+            Err(e) => return Err(self.io(Error::READ, &self.path, e)),
         };
         let Some(stamp) = stamp else {
             return Ok(Arc::new(Flags::new()));
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((cached, flags)) = cache.as_ref() {
-            if *cached == stamp {
-                return Ok(Arc::clone(flags));
-            }
+        if let Some((cached, flags)) = cache.as_ref()
+            && *cached == stamp
+        {
+            return Ok(Arc::clone(flags));
         }
-        let bytes = fs::read(&self.path).map_err(|e| self.io("cannot read", &self.path, e))?;
+        let bytes = fs::read(&self.path).map_err(|e| self.io(Error::READ, &self.path, e))?;
         let text = std::str::from_utf8(&bytes).map_err(|e| Error::InvalidFile {
             path: self.path.clone(),
             message: format!("not UTF-8 (at byte {})", e.valid_up_to()),

@@ -145,6 +145,10 @@ impl Capabilities {
 /// One change to a store.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every change is a Put; boxing its item would add an allocation per write"
+)]
 pub enum Change {
     /// A flag was created or replaced.
     Put {

@@ -1,0 +1,340 @@
+//! The command line, as clap definitions. Parsing only: the commands live in `cmd`.
+
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
+
+const ABOUT: &str = "Evaluate and manage feature flags in a flipper store";
+
+const LONG_ABOUT: &str = "\
+Evaluate and manage feature flags in a flipper store.
+
+flipper reads and writes exactly what Carta's Python flipper-client does, so a Rust service, a \
+Python service and this tool can share one store and give the same answer for the same user.";
+
+const AFTER_HELP: &str = "\
+Stores (--store URL, or the FLIPPER_STORE environment variable):
+  json:PATH   every flag in one JSON file, in the export format (default: json:flipper.json)
+  memory:     a new, empty store that lives as long as the command
+
+Values are JSON as Python's json.loads reads it: quote strings ('\"pro\"'), not numbers (18).
+
+Examples:
+  flipper flags create new_dashboard --enabled
+  flipper flags add-condition new_dashboard is_admin=true plan__in='[\"pro\", \"enterprise\"]'
+  flipper eval new_dashboard --context '{\"is_admin\": true, \"plan\": \"pro\"}'
+  FLIPPER_STORE=json:prod.json flipper eval --json
+
+Exit status: 0 on success; 2 for bad input (an argument, the store URL, an unreadable or \
+malformed file, a missing flag), with nothing written; 1 when writing failed.";
+
+/// `flipper [--store URL] COMMAND`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "flipper",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+pub(crate) struct Cli {
+    /// The store: `json:PATH` or `memory:`
+    #[arg(
+        long,
+        global = true,
+        env = "FLIPPER_STORE",
+        hide_env_values = true,
+        default_value = "json:flipper.json",
+        value_name = "URL"
+    )]
+    pub(crate) store: String,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Evaluate flags for a context and print whether each is on
+    #[command(after_help = EVAL_AFTER_HELP)]
+    Eval(EvalArgs),
+
+    /// Create, change, inspect, export and import flags
+    #[command(subcommand)]
+    Flags(FlagsCommand),
+}
+
+const EVAL_AFTER_HELP: &str = "\
+Plain output is one line per flag: NAME<TAB>true or NAME<TAB>false. With --json it is one JSON \
+object mapping each name to {\"enabled\": BOOL, \"reason\": CODE}, plus \"error\": MESSAGE when \
+evaluation hit a type error (then enabled is false). Reasons: enabled, disabled, flag_missing, \
+conditions_matched, conditions_failed, bucketed_in, bucketed_out, error.
+
+The context's keys are the checks, in the order given: with several conditions on a flag, that \
+order decides which check runs first (as with Python's keyword arguments).
+
+Examples:
+  flipper eval
+  flipper eval new_dashboard --context '{\"user_id\": 42, \"is_admin\": true, \"plan\": \"pro\"}'
+  flipper eval new_dashboard checkout_v3 --default true --json";
+
+/// `flipper eval`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// Flags to evaluate [default: every flag in the store]
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+
+    /// The caller's variables, as a JSON object (its key order is the checks' order)
+    #[arg(long, short = 'c', value_name = "JSON", default_value = "{}")]
+    pub(crate) context: String,
+
+    /// The answer for a flag that does not exist
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = false,
+        action = ArgAction::Set
+    )]
+    pub(crate) default: bool,
+
+    /// Print a JSON object with each flag's answer, reason and error
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `flipper flags ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FlagsCommand {
+    /// List flag names, one per line (or the flags themselves with --json)
+    #[command(after_help = "\
+With --json, prints a JSON array of the flags in the export format (see `flipper flags export`).
+
+Examples:
+  flipper flags list
+  flipper flags list --limit 10 --offset 20
+  flipper flags list --json")]
+    List {
+        /// Print at most N flags
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Skip the first N flags
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: usize,
+        /// Print the flags as a JSON array in the export format
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a flag as stored (one line of JSON)
+    #[command(after_help = "\
+Example:
+  flipper flags get new_dashboard")]
+    Get {
+        /// The flag
+        name: String,
+    },
+
+    /// Create a flag, replacing any flag with the same name (as flipper-client does)
+    #[command(after_help = "\
+The new flag has no conditions and no bucketer. An existing flag with the same name is \
+replaced whole.
+
+Examples:
+  flipper flags create new_dashboard --enabled
+  flipper flags create banner --client-data '{\"color\": \"blue\"}'")]
+    Create {
+        /// The flag
+        name: String,
+        /// Switch it on (it is created off otherwise)
+        #[arg(long)]
+        enabled: bool,
+        /// Data for the application, a JSON object
+        #[arg(long, value_name = "JSON")]
+        client_data: Option<String>,
+    },
+
+    /// Switch a flag on
+    #[command(after_help = "\
+Example:
+  flipper flags enable new_dashboard")]
+    Enable {
+        /// The flag
+        name: String,
+    },
+
+    /// Switch a flag off (it is then off for everyone)
+    #[command(after_help = "\
+Example:
+  flipper flags disable new_dashboard")]
+    Disable {
+        /// The flag
+        name: String,
+    },
+
+    /// Delete a flag
+    #[command(after_help = "\
+Example:
+  flipper flags destroy new_dashboard")]
+    Destroy {
+        /// The flag
+        name: String,
+    },
+
+    /// Add one condition made of one or more checks (all must hold)
+    #[command(after_help = CHECK_HELP)]
+    AddCondition {
+        /// The flag
+        name: String,
+        /// The condition's checks, as KEY=JSON (e.g. age__gte=18)
+        #[arg(value_name = "KEY=JSON", required = true, num_args = 1..)]
+        checks: Vec<String>,
+    },
+
+    /// Replace all of a flag's conditions
+    #[command(after_help = SET_CONDITIONS_HELP)]
+    SetConditions(SetConditionsArgs),
+
+    /// Replace a flag's bucketer (the share of callers it is on for)
+    #[command(after_help = "\
+BUCKETER is the stored form, a JSON object with a \"type\":
+  {\"type\": \"NoOpBucketer\"}                       everyone (removes the bucketer)
+  {\"type\": \"PercentageBucketer\", \"percentage\": P}  a random share
+  {\"type\": \"ConsistentHashPercentageBucketer\", \"percentage\": P, \"key_whitelist\": [\"user_id\"]}
+                                                  a stable share, by hashing the named checks
+where P is {\"type\": \"Percentage\", \"value\": 0.25} or a ramp {\"type\": \
+\"LinearRampPercentage\", \"initial_value\": 0.0, \"final_value\": 1.0, \"ramp_duration\": \
+SECONDS, \"initial_time\": UNIX_SECONDS}.
+
+The bucketer decides only when no condition applies: a flag with conditions evaluated with a \
+non-empty context is decided by its conditions alone (flipper-client's rule).
+
+Example:
+  flipper flags set-bucketer new_dashboard \\
+    '{\"type\": \"ConsistentHashPercentageBucketer\", \"percentage\": {\"type\": \"Percentage\", \"value\": 0.5}, \"key_whitelist\": [\"user_id\"]}'")]
+    SetBucketer {
+        /// The flag
+        name: String,
+        /// The bucketer, as JSON in the stored form
+        #[arg(value_name = "BUCKETER")]
+        bucketer: String,
+    },
+
+    /// Merge keys into a flag's client data
+    #[command(after_help = "\
+The keys of JSON are added to the flag's client data, replacing keys with the same name; other \
+keys are kept (a shallow merge, as flipper-client does).
+
+Example:
+  flipper flags set-client-data banner '{\"color\": \"red\", \"owner\": \"team-x\"}'")]
+    SetClientData {
+        /// The flag
+        name: String,
+        /// The keys to set, a JSON object
+        #[arg(value_name = "JSON")]
+        client_data: String,
+    },
+
+    /// Print a flag's client data as JSON
+    #[command(after_help = "\
+Example:
+  flipper flags get-client-data banner")]
+    GetClientData {
+        /// The flag
+        name: String,
+    },
+
+    /// Print a flag's metadata (client data, created date, conditions, bucketer) as JSON
+    #[command(after_help = "\
+Example:
+  flipper flags get-meta new_dashboard")]
+    GetMeta {
+        /// The flag
+        name: String,
+    },
+
+    /// Print every flag in the export format
+    #[command(after_help = "\
+The export format is a JSON array of flags in flipper-client's stored form, sorted by name, one \
+flag per line: the format of json: stores, read back by `flipper flags import`.
+
+Example:
+  flipper --store json:prod.json flags export > backup.json")]
+    Export,
+
+    /// Write every flag of an export file into the store
+    #[command(after_help = "\
+FILE is in the export format (see `flipper flags export`); `-` reads standard input. The whole \
+file is checked before anything is written. Flags with the same name are replaced; other flags \
+in the store are kept.
+
+Examples:
+  flipper flags import backup.json
+  flipper --store json:staging.json flags export | flipper --store json:dev.json flags import -")]
+    Import {
+        /// The export file, or `-` for standard input
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+}
+
+const CHECK_HELP: &str = "\
+Each check is KEY=JSON. KEY is a variable with an optional operator suffix, as in \
+flipper-client's keyword arguments: age (equality), age__gt, age__gte, age__lt, age__lte, \
+age__ne, plan__in, plan__not_in. JSON is the value, in JSON: quote strings.
+
+A flag passes its conditions when every condition passes; a condition passes when every check \
+on a variable present in the context holds.
+
+Examples:
+  flipper flags add-condition new_dashboard is_admin=true plan__in='[\"pro\", \"enterprise\"]'
+  flipper flags add-condition new_dashboard age__gte=18
+  flipper flags add-condition beta country='\"FR\"'";
+
+const SET_CONDITIONS_HELP: &str = "\
+Give each condition as one --condition option holding its checks separated by spaces, each check \
+KEY=JSON (see `flipper flags add-condition --help`). Spaces inside a JSON string, array or \
+object do not separate checks. Repeat --condition for several conditions; the flag passes when \
+every condition passes.
+
+Or give all conditions with --json, as a JSON array of conditions in the stored form (what \
+`flipper flags get-meta` prints under \"conditions\"). `--json '[]'` removes every condition.
+
+Examples:
+  flipper flags set-conditions new_dashboard \\
+    --condition 'is_admin=true plan__in=[\"pro\", \"enterprise\"]' \\
+    --condition 'age__gte=18'
+  flipper flags set-conditions new_dashboard \\
+    --json '[{\"age\": [{\"variable\": \"age\", \"value\": 18, \"operator\": \"gte\"}]}]'
+  flipper flags set-conditions new_dashboard --json '[]'";
+
+/// `flipper flags set-conditions`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["conditions", "json"])))]
+pub(crate) struct SetConditionsArgs {
+    /// The flag
+    pub(crate) name: String,
+
+    /// One condition: its checks, space-separated KEY=JSON (repeat for more conditions)
+    #[arg(
+        long = "condition",
+        short = 'c',
+        value_name = "'KEY=JSON ...'",
+        conflicts_with = "json"
+    )]
+    pub(crate) conditions: Vec<String>,
+
+    /// Every condition, as a JSON array of conditions in the stored form
+    #[arg(long, value_name = "JSON")]
+    pub(crate) json: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}
