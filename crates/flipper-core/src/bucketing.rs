@@ -494,12 +494,19 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     with_hashed_checks(checks, key_whitelist, |picked| {
         write_hash_input(picked, &mut sink)
     });
-    let digest = sink.finish();
-    // The digest as a big-endian integer, mod 100.
-    let r = digest
-        .iter()
-        .fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % 100);
-    r as u8
+    digest_mod_100(&sink.finish())
+}
+
+/// The 160-bit big-endian digest `a·2^128 + b·2^64 + c`, mod 100, with three independent
+/// 64-bit remainders instead of 20 dependent byte steps (2^64 ≡ 16 and 2^128 ≡ 56 mod 100).
+#[inline]
+fn digest_mod_100(d: &[u8; 20]) -> u8 {
+    let [a0, a1, a2, a3, rest @ ..] = *d;
+    let a = u64::from(u32::from_be_bytes([a0, a1, a2, a3]));
+    let (b, c) = rest.split_at(8);
+    let b = u64::from_be_bytes(b.try_into().unwrap_or_default());
+    let c = u64::from_be_bytes(c.try_into().unwrap_or_default());
+    (((a % 100) * 56 + (b % 100) * 16 + c % 100) % 100) as u8
 }
 
 /// Buffers small writes on the stack and feeds SHA-1 in large chunks; short inputs (the usual
@@ -519,18 +526,60 @@ impl HashSink {
         }
     }
 
-    fn finish(self) -> [u8; 20] {
-        match self.hasher {
-            None => Sha1::digest(&self.buf[..self.len]).into(),
-            Some(mut h) => {
-                h.update(&self.buf[..self.len]);
-                h.finalize().into()
-            }
+    fn finish(mut self) -> [u8; 20] {
+        if let Some(mut hasher) = self.hasher.take() {
+            hasher.update(&self.buf[..self.len]);
+            return hasher.finalize().into();
         }
+        let len = self.len;
+        if len > self.buf.len() - 9 {
+            return Sha1::digest(&self.buf[..len]).into();
+        }
+        // Short input (the usual case): pad in place (0x80, zeros, the bit length as a 64-bit
+        // big-endian number) and run the compression function directly.
+        let end = if len <= 55 { 64 } else { 128 };
+        self.buf[len] = 0x80;
+        self.buf[len + 1..end - 8].fill(0);
+        self.buf[end - 8..end].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+        let mut state = SHA1_INIT;
+        for block in self.buf[..end].chunks_exact(64) {
+            let block = sha1::digest::generic_array::GenericArray::from_slice(block);
+            sha1::compress(&mut state, std::slice::from_ref(block));
+        }
+        let mut digest = [0u8; 20];
+        for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+        digest
     }
 }
 
+/// SHA-1's initial state (FIPS 180-4, 5.3.1).
+const SHA1_INIT: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
 impl Output for HashSink {
+    #[inline]
+    fn push_quoted(&mut self, plain: &str) {
+        let b = plain.as_bytes();
+        let end = self.len + b.len() + 2;
+        if end > self.buf.len() {
+            self.push_str("\"");
+            self.push_str(plain);
+            self.push_str("\"");
+            return;
+        }
+        self.buf[self.len] = b'"';
+        self.buf[self.len + 1..end - 1].copy_from_slice(b);
+        self.buf[end - 1] = b'"';
+        self.len = end;
+    }
+
     #[inline]
     fn push_str(&mut self, s: &str) {
         let b = s.as_bytes();
@@ -558,6 +607,37 @@ mod tests {
             now: 1_700_000_000.0,
             random: 0.5,
         }
+    }
+
+    #[test]
+    fn hash_sink_matches_sha1_at_every_length() {
+        for len in 0..400 {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let mut sink = HashSink::new();
+            // Feed in uneven pieces to cross the buffer boundary in different places.
+            for piece in text.as_bytes().chunks(7) {
+                sink.push_str(std::str::from_utf8(piece).unwrap());
+            }
+            let want: [u8; 20] = Sha1::digest(text.as_bytes()).into();
+            assert_eq!(sink.finish(), want, "length {len}");
+        }
+    }
+
+    #[test]
+    fn digest_mod_100_matches_byte_folding() {
+        let mut d = [0u8; 20];
+        for seed in 0..2000u32 {
+            for (i, b) in d.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).rotate_left(i as u32 * 7) >> 3) as u8;
+            }
+            let folded = d
+                .iter()
+                .fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % 100);
+            assert_eq!(u32::from(digest_mod_100(&d)), folded);
+        }
+        assert_eq!(digest_mod_100(&[0xff; 20]), 75); // (2^160 - 1) mod 100
     }
 
     #[test]

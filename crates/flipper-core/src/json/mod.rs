@@ -47,6 +47,15 @@ pub const MAX_DEPTH: usize = read::MAX_DEPTH;
 pub trait Output {
     /// Appends ASCII/UTF-8 text.
     fn push_str(&mut self, s: &str);
+
+    /// Appends `"` + `plain` + `"`, where `plain` needs no escaping. Override to do it in one
+    /// step (the writer calls this for most strings).
+    #[inline]
+    fn push_quoted(&mut self, plain: &str) {
+        self.push_str("\"");
+        self.push_str(plain);
+        self.push_str("\"");
+    }
 }
 impl Output for String {
     fn push_str(&mut self, s: &str) {

@@ -173,20 +173,12 @@ fn plain_len(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len() - n)
 }
 
-/// Plain strings up to this length are written with their quotes in one piece.
-const SHORT: usize = 64;
-
 pub(super) fn write_str<O: Output + ?Sized>(s: &str, out: &mut O) {
     let bytes = s.as_bytes();
     let mut i = plain_len(bytes);
-    if i == bytes.len() && i <= SHORT {
+    if i == bytes.len() {
         // The common case (keys, ids): one call, which matters when `out` is a hasher.
-        let mut quoted = [b'"'; SHORT + 2];
-        quoted[1..=i].copy_from_slice(bytes);
-        // Plain bytes are ASCII, so this always succeeds.
-        if let Ok(quoted) = std::str::from_utf8(&quoted[..i + 2]) {
-            out.push_str(quoted);
-        }
+        out.push_quoted(s);
         return;
     }
     out.push_str("\"");
