@@ -21,17 +21,21 @@ pub struct Checks {
     keys: Vec<u64>,
 }
 
-/// A cheap key for a variable name: equal names have equal keys, and names that differ in
-/// length or in their first 8 bytes have different keys. Equal keys still need a string
-/// comparison.
+/// A cheap key for a variable name: its first 7 bytes and its length (capped at 255). Names of
+/// up to [`KEY_EXACT_LEN`] bytes have distinct keys; longer names with equal keys still need a
+/// string comparison.
 #[inline]
 pub(crate) fn name_key(name: &str) -> u64 {
     let b = name.as_bytes();
     let mut prefix = [0u8; 8];
-    let n = b.len().min(8);
+    let n = b.len().min(7);
     prefix[..n].copy_from_slice(&b[..n]);
-    u64::from_le_bytes(prefix) ^ (b.len() as u64).rotate_right(8)
+    prefix[7] = u8::try_from(b.len()).unwrap_or(u8::MAX);
+    u64::from_le_bytes(prefix)
 }
+
+/// Names this short are fully determined by their [`name_key`].
+pub(crate) const KEY_EXACT_LEN: usize = 7;
 
 impl Checks {
     /// No variables.

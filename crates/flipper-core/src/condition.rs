@@ -15,9 +15,10 @@
 //! assert_eq!(adults_on_pro.len(), 2);
 //! ```
 
+use std::cmp::Ordering;
 use std::fmt;
 
-use crate::checks::{Checks, name_key};
+use crate::checks::{Checks, KEY_EXACT_LEN, name_key};
 use crate::pyops::{self, CmpOp, TypeError};
 use crate::{Object, Value};
 
@@ -100,6 +101,33 @@ impl Operator {
     /// Python's `TypeError` for unsupported operand types (`"a" > 1`, `1 in 2`, ...).
     #[inline]
     pub fn apply(self, runtime: &Value, stored: &Value) -> Result<bool, TypeError> {
+        // Fast path: same-kind scalars, which is most of what flags compare.
+        let ord = match (runtime, stored) {
+            (Value::Int(a), Value::Int(b)) => match (a.as_i64(), b.as_i64()) {
+                (Some(a), Some(b)) => Some(Some(a.cmp(&b))),
+                _ => None,
+            },
+            (Value::Str(a), Value::Str(b)) => Some(Some(a.as_str().cmp(b.as_str()))),
+            (Value::Bool(a), Value::Bool(b)) => Some(Some(a.cmp(b))),
+            (Value::Float(a), Value::Float(b)) => Some(a.partial_cmp(b)),
+            _ => None,
+        };
+        if let Some(ord) = ord {
+            let holds = match self {
+                Self::Eq => ord == Some(Ordering::Equal),
+                Self::Ne => ord != Some(Ordering::Equal),
+                Self::Gt => ord == Some(Ordering::Greater),
+                Self::Gte => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                Self::Lt => ord == Some(Ordering::Less),
+                Self::Lte => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+                Self::In | Self::NotIn => return self.apply_general(runtime, stored),
+            };
+            return Ok(holds);
+        }
+        self.apply_general(runtime, stored)
+    }
+
+    fn apply_general(self, runtime: &Value, stored: &Value) -> Result<bool, TypeError> {
         match self {
             Self::Eq => Ok(pyops::eq(runtime, stored)),
             Self::Ne => Ok(!pyops::eq(runtime, stored)),
@@ -343,7 +371,7 @@ impl Condition {
             let Some(group) = self
                 .groups
                 .iter()
-                .find(|g| g.key == key && g.variable == name)
+                .find(|g| g.key == key && (name.len() <= KEY_EXACT_LEN || g.variable == name))
             else {
                 continue;
             };
@@ -478,6 +506,31 @@ mod tests {
         );
         for bad in ["x__", "__", "x__IN", "x___gt", "x__eq"] {
             assert!(parse_check_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_python_semantics() {
+        let values = [
+            Value::from(1),
+            Value::from(2),
+            Value::from(i64::MAX),
+            Value::from(u64::MAX),
+            Value::from(1.0),
+            Value::Float(f64::NAN),
+            Value::from(true),
+            Value::from(false),
+            Value::from("a"),
+            Value::from("b"),
+            Value::Null,
+            Value::from(vec![1]),
+        ];
+        for op in Operator::ALL {
+            for a in &values {
+                for b in &values {
+                    assert_eq!(op.apply(a, b), op.apply_general(a, b), "{a:?} {op} {b:?}");
+                }
+            }
         }
     }
 
