@@ -79,37 +79,25 @@ pub(crate) fn condition_option(text: &str) -> Result<Condition, CliError> {
     condition(&pairs)
 }
 
-/// Splits on whitespace outside JSON strings, arrays and objects.
+/// Splits `KEY=JSON KEY=JSON ...` into pairs: each value extends as far as the JSON reader
+/// reads it, so whitespace inside a JSON string, array or object stays in its pair. A value
+/// that is not valid JSON ends at the next whitespace (and is reported by [`condition`]).
 fn split_checks(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();
-    let mut start: Option<usize> = None;
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in text.char_indices() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if c.is_whitespace() && depth == 0 {
-            if let Some(s) = start.take() {
-                parts.push(&text[s..i]);
-            }
-            continue;
-        }
-        start.get_or_insert(i);
-        match c {
-            '"' => in_string = true,
-            '[' | '{' => depth += 1,
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    if let Some(s) = start {
-        parts.push(&text[s..]);
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let start = text.len() - rest.len();
+        let value_start = rest.find('=').map(|i| i + 1);
+        let to_whitespace = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let len = match value_start {
+            Some(v) if v <= to_whitespace => match json::parse_prefix(&rest[v..]) {
+                Ok((_, n)) if rest[v + n..].chars().next().is_none_or(char::is_whitespace) => v + n,
+                _ => to_whitespace,
+            },
+            _ => to_whitespace,
+        };
+        parts.push(&text[start..start + len]);
+        rest = rest[len..].trim_start();
     }
     parts
 }

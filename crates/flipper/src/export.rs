@@ -48,8 +48,8 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
             json_kind(&doc)
         ));
     };
-    let lines = element_lines(text);
-    let line_of = |i: usize| lines.get(i).copied().unwrap_or(1);
+    // Line numbers are only needed for an error message: found on demand.
+    let line_of = |i: usize| element_lines(text).get(i).copied().unwrap_or(1);
     let mut items: BTreeMap<String, (Item, usize)> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let item = Item::from_value(entry)
@@ -81,42 +81,36 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// The 1-based line on which each element of the top-level array starts. Only called on text
-/// that parsed as an array.
+/// that parsed as an array, so every step succeeds; a surprise ends the list early.
 fn element_lines(text: &str) -> Vec<usize> {
-    let mut lines = Vec::new();
-    let (mut line, mut depth) = (1usize, 0usize);
-    let (mut in_string, mut escaped, mut expecting) = (false, false, false);
-    for c in text.chars() {
-        if c == '\n' {
-            line += 1;
+    let (mut lines, mut line, mut counted) = (Vec::new(), 1, 0);
+    let mut line_at = |offset: usize| {
+        line += text[counted..offset]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count();
+        counted = offset;
+        line
+    };
+    // Past the opening bracket, then one element per step.
+    let Some(mut pos) = text.find('[').map(|i| i + 1) else {
+        return lines;
+    };
+    loop {
+        let start = pos + (text.len() - pos - text[pos..].trim_start().len());
+        if text[start..].starts_with(']') {
+            return lines;
         }
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if depth == 1 && expecting && !matches!(c, ' ' | '\t' | '\n' | '\r' | ']') {
-            lines.push(line);
-            expecting = false;
-        }
-        match c {
-            '"' => in_string = true,
-            '[' | '{' => {
-                depth += 1;
-                if depth == 1 {
-                    expecting = true;
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            ',' if depth == 1 => expecting = true,
-            _ => {}
+        let Ok((_, len)) = json::parse_prefix(&text[start..]) else {
+            return lines;
+        };
+        lines.push(line_at(start));
+        let rest = text[start + len..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(after) => pos = text.len() - after.len(),
+            None => return lines,
         }
     }
-    lines
 }
 
 #[cfg(test)]

@@ -110,6 +110,21 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
     read::parse(text)
 }
 
+/// Parses one value at the start of `text` (leading whitespace allowed) and returns it with the
+/// byte offset just past it, leaving the rest unread: Python's `JSONDecoder.raw_decode`.
+///
+/// ```
+/// let (v, end) = flipper_core::json::parse_prefix(r#" [1, 2] rest"#).unwrap();
+/// assert_eq!(flipper_core::json::to_string(&v), "[1, 2]");
+/// assert_eq!(end, 7);
+/// ```
+///
+/// # Errors
+/// As [`parse`], for the value itself.
+pub fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
+    read::parse_prefix(text)
+}
+
 /// Parses UTF-8 bytes as Python's `json.loads(data.decode("utf-8"))`.
 ///
 /// Like that expression (and unlike `json.loads(data)`, which sniffs UTF-16/32 and strips a

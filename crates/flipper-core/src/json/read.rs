@@ -35,6 +35,22 @@ pub(super) fn parse(text: &str) -> Result<Value, ParseError> {
     }
 }
 
+/// One value at the start of `text` (after whitespace), and the byte offset where it ends:
+/// Python's `JSONDecoder.raw_decode`, which also allows leading whitespace here.
+pub(super) fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    parser.skip_ws();
+    match parser.value() {
+        Ok((value, None)) => Ok((value, parser.pos)),
+        Ok((_, Some(lone))) => Err(lone.error().locate(text)),
+        Err(e) => Err(e.locate(text)),
+    }
+}
+
 /// `json.loads(bytes.decode("utf-8"))`.
 pub(super) fn parse_bytes(bytes: &[u8]) -> Result<Value, ParseError> {
     match std::str::from_utf8(bytes) {
