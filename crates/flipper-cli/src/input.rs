@@ -156,14 +156,10 @@ fn read_error(path: &std::path::Path, source: std::io::Error) -> CliError {
 }
 
 /// "a JSON array", "a JSON string", ... for messages.
-fn kind(v: &Value) -> &'static str {
+fn kind(v: &Value) -> String {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a JSON boolean",
-        Value::Int(_) | Value::Float(_) => "a JSON number",
-        Value::Str(_) => "a JSON string",
-        Value::List(_) => "a JSON array",
-        Value::Object(_) => "a JSON object",
+        Value::Null => "null".to_owned(),
+        other => format!("a JSON {}", other.json_kind()),
     }
 }
 

@@ -60,6 +60,19 @@ impl Value {
         }
     }
 
+    /// JSON's name for the kind of this value (`null`, `boolean`, `number`, `string`, `array`,
+    /// `object`), for messages about documents.
+    pub fn json_kind(&self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Bool(_) => "boolean",
+            Self::Int(_) | Self::Float(_) => "number",
+            Self::Str(_) => "string",
+            Self::List(_) => "array",
+            Self::Object(_) => "object",
+        }
+    }
+
     /// Python truthiness: `None`, `False`, `0`, `0.0`, `""`, `[]` and `{}` are false.
     pub fn is_truthy(&self) -> bool {
         match self {

@@ -45,7 +45,7 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
     let Value::List(entries) = doc else {
         return Err(format!(
             "expected a JSON array of flags, found a JSON {}",
-            json_kind(&doc)
+            doc.json_kind()
         ));
     };
     // Line numbers are only needed for an error message: found on demand.
@@ -67,17 +67,6 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
         items.insert(item.feature_name.clone(), (item, i));
     }
     Ok(items.into_iter().map(|(k, (item, _))| (k, item)).collect())
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Int(_) | Value::Float(_) => "number",
-        Value::Str(_) => "string",
-        Value::List(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// The 1-based line on which each element of the top-level array starts. Only called on text
