@@ -18,24 +18,24 @@ use crate::{Object, Value};
 pub struct Checks {
     entries: Vec<(String, Value)>,
     /// [`name_key`] of each entry's name, for fast matching against condition variables.
-    keys: Vec<u64>,
+    keys: Vec<u128>,
 }
 
-/// A cheap key for a variable name: its first 7 bytes and its length (capped at 255). Names of
+/// A cheap key for a variable name: its first 15 bytes and its length (capped at 255). Names of
 /// up to [`KEY_EXACT_LEN`] bytes have distinct keys; longer names with equal keys still need a
 /// string comparison.
 #[inline]
-pub(crate) fn name_key(name: &str) -> u64 {
+pub(crate) fn name_key(name: &str) -> u128 {
     let b = name.as_bytes();
-    let mut prefix = [0u8; 8];
-    let n = b.len().min(7);
+    let mut prefix = [0u8; 16];
+    let n = b.len().min(KEY_EXACT_LEN);
     prefix[..n].copy_from_slice(&b[..n]);
-    prefix[7] = u8::try_from(b.len()).unwrap_or(u8::MAX);
-    u64::from_le_bytes(prefix)
+    prefix[15] = u8::try_from(b.len()).unwrap_or(u8::MAX);
+    u128::from_le_bytes(prefix)
 }
 
 /// Names this short are fully determined by their [`name_key`].
-pub(crate) const KEY_EXACT_LEN: usize = 7;
+pub(crate) const KEY_EXACT_LEN: usize = 15;
 
 impl Checks {
     /// No variables.
@@ -89,7 +89,7 @@ impl Checks {
 
     /// The entries with their [`name_key`]s.
     #[inline]
-    pub(crate) fn keyed(&self) -> impl Iterator<Item = (u64, &str, &Value)> {
+    pub(crate) fn keyed(&self) -> impl Iterator<Item = (u128, &str, &Value)> {
         self.keys
             .iter()
             .zip(&self.entries)

@@ -233,7 +233,7 @@ pub struct Condition {
 struct Group {
     variable: String,
     /// `name_key(variable)`.
-    key: u64,
+    key: u128,
     /// (operator, stored value), in insertion order.
     checks: Vec<(Operator, Value)>,
 }
