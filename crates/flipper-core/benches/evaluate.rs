@@ -40,6 +40,21 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(&item).is_enabled(black_box(&checks), &env));
         });
     }
+    // The floor under the consistent-hash case: one SHA-1 compression of one block.
+    let block = sha1::digest::generic_array::GenericArray::from([0u8; 64]);
+    group.bench_function("sha1_block_floor", |b| {
+        b.iter(|| {
+            let mut state = [
+                0x6745_2301,
+                0xEFCD_AB89,
+                0x98BA_DCFE,
+                0x1032_5476,
+                0xC3D2_E1F0,
+            ];
+            sha1::compress(&mut state, std::slice::from_ref(black_box(&block)));
+            state
+        });
+    });
     group.finish();
 }
 

@@ -526,7 +526,7 @@ impl HashSink {
         }
     }
 
-    fn finish(mut self) -> [u8; 20] {
+    fn finish(&mut self) -> [u8; 20] {
         if let Some(mut hasher) = self.hasher.take() {
             hasher.update(&self.buf[..self.len]);
             return hasher.finalize().into();
@@ -575,7 +575,7 @@ impl Output for HashSink {
             return;
         }
         self.buf[self.len] = b'"';
-        self.buf[self.len + 1..end - 1].copy_from_slice(b);
+        copy_small(&mut self.buf[self.len + 1..end - 1], b);
         self.buf[end - 1] = b'"';
         self.len = end;
     }
@@ -592,8 +592,32 @@ impl Output for HashSink {
                 return;
             }
         }
-        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        copy_small(&mut self.buf[self.len..self.len + b.len()], b);
         self.len += b.len();
+    }
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short pieces JSON is made of:
+/// fixed-size (overlapping) copies, which compile to a few moves.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -606,6 +630,20 @@ mod tests {
         FixedEnv {
             now: 1_700_000_000.0,
             random: 0.5,
+        }
+    }
+
+    #[test]
+    fn copy_small_copies_every_length() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut dst = [0u8; 40];
+            copy_small(&mut dst[..n], &src[..n]);
+            assert_eq!(&dst[..n], &src[..n], "length {n}");
+            assert!(
+                dst[n..].iter().all(|&b| b == 0),
+                "length {n} wrote past the end"
+            );
         }
     }
 
