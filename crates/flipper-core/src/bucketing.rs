@@ -196,7 +196,7 @@ fn ramp_number(v: &Value, field: &str) -> Result<f64, TypeError> {
         message: format!(
             "LinearRampPercentage {field} must be a number, not {}",
             v.type_name()
-        ),
+        ).into(),
     })
 }
 
@@ -317,7 +317,7 @@ impl Bucketer {
                 }
                 if let Some(r) = checks.get(RANDOMIZER) {
                     return Err(TypeError {
-                        message: format!("'{}' object is not callable", r.type_name()),
+                        message: format!("'{}' object is not callable", r.type_name()).into(),
                     });
                 }
                 pct.includes(env.random())
@@ -740,7 +740,7 @@ mod tests {
         let err = b
             .check(&Checks::new().with("randomizer", 1), &at(0.1))
             .unwrap_err();
-        assert_eq!(err.message, "'int' object is not callable");
+        assert_eq!(&*err.message, "'int' object is not callable");
     }
 
     #[test]

@@ -226,16 +226,19 @@ impl Check {
 /// (and as reading it back from storage does).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Condition {
-    groups: Vec<Group>,
+    /// One entry per check, the checks of one variable next to each other (variables in
+    /// first-seen order, checks in insertion order): the stored form's grouping, flat for a
+    /// tight evaluation loop.
+    entries: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Group {
-    variable: String,
+struct Entry {
     /// `name_key(variable)`.
     key: u128,
-    /// (operator, stored value), in insertion order.
-    checks: Vec<(Operator, Value)>,
+    variable: String,
+    operator: Operator,
+    value: Value,
 }
 
 impl Condition {
@@ -281,21 +284,29 @@ impl Condition {
     }
 
     fn push(&mut self, variable: &str, operator: Operator, value: Value) {
-        let group = match self.groups.iter().position(|g| g.variable == variable) {
-            Some(i) => &mut self.groups[i],
-            None => {
-                self.groups.push(Group {
-                    variable: variable.to_owned(),
-                    key: name_key(variable),
-                    checks: Vec::new(),
-                });
-                self.groups.last_mut().expect("just pushed")
-            }
-        };
-        match group.checks.iter_mut().find(|(op, _)| *op == operator) {
-            Some(slot) => slot.1 = value,
-            None => group.checks.push((operator, value)),
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.variable == variable && e.operator == operator)
+        {
+            e.value = value;
+            return;
         }
+        // After the variable's other checks, or at the end for a new variable.
+        let at = self
+            .entries
+            .iter()
+            .rposition(|e| e.variable == variable)
+            .map_or(self.entries.len(), |i| i + 1);
+        self.entries.insert(
+            at,
+            Entry {
+                key: name_key(variable),
+                variable: variable.to_owned(),
+                operator,
+                value,
+            },
+        );
     }
 
     /// `variable == value`.
@@ -333,22 +344,20 @@ impl Condition {
 
     /// Number of checks.
     pub fn len(&self) -> usize {
-        self.groups.iter().map(|g| g.checks.len()).sum()
+        self.entries.len()
     }
 
     /// Whether the condition has no checks (it then passes everything).
     pub fn is_empty(&self) -> bool {
-        self.groups.iter().all(|g| g.checks.is_empty())
+        self.entries.is_empty()
     }
 
     /// The checks, grouped by variable in insertion order.
     pub fn checks(&self) -> impl Iterator<Item = Check> + '_ {
-        self.groups.iter().flat_map(|g| {
-            g.checks.iter().map(move |(op, value)| Check {
-                variable: g.variable.clone(),
-                value: value.clone(),
-                operator: *op,
-            })
+        self.entries.iter().map(|e| Check {
+            variable: e.variable.clone(),
+            value: e.value.clone(),
+            operator: e.operator,
         })
     }
 
@@ -368,15 +377,11 @@ impl Condition {
     #[inline]
     pub fn evaluate(&self, checks: &Checks) -> Result<bool, TypeError> {
         for (key, name, runtime) in checks.keyed() {
-            let Some(group) = self
-                .groups
-                .iter()
-                .find(|g| g.key == key && (name.len() <= KEY_EXACT_LEN || g.variable == name))
-            else {
-                continue;
-            };
-            for (op, stored) in &group.checks {
-                if !op.apply(runtime, stored)? {
+            for e in &self.entries {
+                if e.key == key
+                    && (name.len() <= KEY_EXACT_LEN || e.variable == name)
+                    && !e.operator.apply(runtime, &e.value)?
+                {
                     return Ok(false);
                 }
             }
@@ -386,23 +391,23 @@ impl Condition {
 
     /// The stored form: `{"var": [{"variable": "var", "value": v, "operator": "gte"}, ...]}`.
     pub fn to_value(&self) -> Value {
-        let mut o = Object::with_capacity(self.groups.len());
-        for g in &self.groups {
-            let list = g
-                .checks
-                .iter()
-                .map(|(op, value)| {
-                    let mut check = Object::with_capacity(3);
-                    check.insert("variable".into(), Value::Str(g.variable.clone()));
-                    check.insert("value".into(), value.clone());
-                    check.insert(
-                        "operator".into(),
-                        op.symbol().map_or(Value::Null, Value::from),
-                    );
-                    Value::Object(check)
-                })
-                .collect();
-            o.insert(g.variable.clone(), Value::List(list));
+        let mut o = Object::new();
+        for e in &self.entries {
+            let mut check = Object::with_capacity(3);
+            check.insert("variable".into(), Value::Str(e.variable.clone()));
+            check.insert("value".into(), e.value.clone());
+            check.insert(
+                "operator".into(),
+                e.operator.symbol().map_or(Value::Null, Value::from),
+            );
+            // Entries of one variable are adjacent, so this appends to the group in order.
+            match o
+                .entry(e.variable.clone())
+                .or_insert_with(|| Value::List(Vec::new()))
+            {
+                Value::List(list) => list.push(Value::Object(check)),
+                _ => unreachable!("groups are lists"),
+            }
         }
         Value::Object(o)
     }

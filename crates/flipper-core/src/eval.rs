@@ -152,7 +152,7 @@ impl From<TypeError> for EvalError {
     fn from(e: TypeError) -> Self {
         Self {
             kind: ErrorKind::TypeError,
-            message: e.message,
+            message: e.message.into(),
         }
     }
 }

@@ -24,7 +24,7 @@
 //! assert!(pyops::eq(&Value::from(true), &Value::from(1.0)));
 //! assert_eq!(pyops::compare(&Value::from(5.5), CmpOp::Gt, &Value::from(5)), Ok(true));
 //! let err = pyops::compare(&Value::from("a"), CmpOp::Lt, &Value::from(1)).unwrap_err();
-//! assert_eq!(err.message, "'<' not supported between instances of 'str' and 'int'");
+//! assert_eq!(&*err.message, "'<' not supported between instances of 'str' and 'int'");
 //! let nan = Value::from(f64::NAN);
 //! assert!(!pyops::eq(&nan, &nan));
 //! assert_eq!(pyops::contains(&Value::from(vec![nan.clone()]), &nan), Ok(true));
@@ -85,7 +85,8 @@ impl CmpOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypeError {
     /// Python's message, e.g. `'<' not supported between instances of 'str' and 'int'`.
-    pub message: String,
+    /// (A `Box<str>`, so that `Result<bool, TypeError>` fits in two registers on the hot path.)
+    pub message: Box<str>,
 }
 
 impl TypeError {
@@ -99,7 +100,7 @@ impl TypeError {
                 op.symbol(),
                 a.type_name(),
                 b.type_name()
-            ),
+            ).into(),
         }
     }
 
@@ -111,7 +112,7 @@ impl TypeError {
             message: format!(
                 "'in <string>' requires string as left operand, not {}",
                 item.type_name()
-            ),
+            ).into(),
         }
     }
 
@@ -120,7 +121,7 @@ impl TypeError {
     #[inline(never)]
     fn unhashable(item: &Value) -> Self {
         Self {
-            message: format!("unhashable type: '{}'", item.type_name()),
+            message: format!("unhashable type: '{}'", item.type_name()).into(),
         }
     }
 
@@ -132,7 +133,7 @@ impl TypeError {
             message: format!(
                 "argument of type '{}' is not iterable",
                 container.type_name()
-            ),
+            ).into(),
         }
     }
 }

@@ -44,7 +44,7 @@ fn ge(a: &Value, b: &Value) -> Result<bool, TypeError> {
 }
 
 fn err(r: Result<bool, TypeError>) -> String {
-    r.expect_err("expected a TypeError").message
+    r.expect_err("expected a TypeError").message.into()
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn in_scalar_is_not_iterable() {
 #[test]
 fn type_error_displays_its_message() {
     let e = lt(&v("a"), &v(1)).unwrap_err();
-    assert_eq!(e.to_string(), e.message);
+    assert_eq!(e.to_string(), &*e.message);
 }
 
 // ---- properties -------------------------------------------------------------------------------
