@@ -19,7 +19,7 @@ pub(crate) fn json_value(what: &str, text: &str) -> Result<Value, CliError> {
 /// Parses a JSON object.
 pub(crate) fn json_object(what: &str, text: &str) -> Result<Object, CliError> {
     match json_value(what, text)? {
-        Value::Object(o) => Ok(o),
+        Value::Object(o) => Ok(*o),
         other => Err(CliError::input(format!(
             "{what}: expected a JSON object, found {}",
             kind(&other)

@@ -142,7 +142,7 @@ impl Percentage {
                 o.insert("initial_time".into(), Value::from(*initial_time));
             }
         }
-        Value::Object(o)
+        Value::from(o)
     }
 
     /// Reads the stored form as `PercentageFactory.create`.
@@ -196,7 +196,8 @@ fn ramp_number(v: &Value, field: &str) -> Result<f64, TypeError> {
         message: format!(
             "LinearRampPercentage {field} must be a number, not {}",
             v.type_name()
-        ).into(),
+        )
+        .into(),
     })
 }
 
@@ -356,7 +357,7 @@ impl Bucketer {
                 );
             }
         }
-        Value::Object(o)
+        Value::from(o)
     }
 
     /// Reads the stored form as `BucketerFactory.create`.

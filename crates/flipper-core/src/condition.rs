@@ -405,11 +405,11 @@ impl Condition {
                 .entry(e.variable.clone())
                 .or_insert_with(|| Value::List(Vec::new()))
             {
-                Value::List(list) => list.push(Value::Object(check)),
+                Value::List(list) => list.push(Value::from(check)),
                 _ => unreachable!("groups are lists"),
             }
         }
-        Value::Object(o)
+        Value::from(o)
     }
 
     /// Reads the stored form as `Condition.from_dict`: the outer keys are ignored; each check's

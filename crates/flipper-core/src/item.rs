@@ -57,7 +57,7 @@ impl Meta {
     /// Metadata for a new flag.
     pub fn new(created_date: i64) -> Self {
         Self {
-            client_data: Value::Object(Object::new()),
+            client_data: Value::from(Object::new()),
             created_date: Value::from(created_date),
             conditions: Vec::new(),
             bucketer: Bucketer::NoOp,
@@ -79,7 +79,7 @@ impl Meta {
             Value::List(self.conditions.iter().map(Condition::to_value).collect()),
         );
         o.insert("bucketer".into(), self.bucketer.to_value());
-        Value::Object(o)
+        Value::from(o)
     }
 
     /// Reads the stored form as `FeatureFlagStoreMeta.from_dict`.
@@ -97,7 +97,7 @@ impl Meta {
         // `fields.get("client_data", []) or {}`: anything falsy becomes an empty object.
         let client_data = match o.get("client_data") {
             Some(v) if v.is_truthy() => v.clone(),
-            _ => Value::Object(Object::new()),
+            _ => Value::from(Object::new()),
         };
         let conditions = match o.get("conditions") {
             None => Vec::new(),
@@ -154,7 +154,7 @@ impl Item {
         o.insert("feature_name".into(), Value::Str(self.feature_name.clone()));
         o.insert("is_enabled".into(), self.is_enabled.clone());
         o.insert("meta".into(), self.meta.to_value());
-        Value::Object(o)
+        Value::from(o)
     }
 
     /// `item.serialize()`: the exact bytes flipper-client stores.
@@ -303,7 +303,7 @@ mod tests {
         )
         .unwrap();
         assert!(item.switched_on());
-        assert_eq!(item.meta.client_data, Value::Object(Object::new()));
+        assert_eq!(item.meta.client_data, Value::from(Object::new()));
         assert_eq!(item.meta.bucketer, Bucketer::NoOp);
         let err = Item::deserialize(br#"{"feature_name": "x", "is_enabled": true, "meta": {}}"#)
             .unwrap_err();

@@ -41,8 +41,9 @@ pub enum Value {
     Str(String),
     /// An array (Python `list`).
     List(Vec<Value>),
-    /// An object (Python `dict`).
-    Object(Object),
+    /// An object (Python `dict`). Boxed, so that a `Value` is 32 bytes rather than 72: scalars,
+    /// the common case, stay small.
+    Object(Box<Object>),
 }
 
 impl Value {
@@ -153,7 +154,7 @@ impl PartialEq for Value {
             (Self::Str(a), Self::Str(b)) => a == b,
             (Self::List(a), Self::List(b)) => a == b,
             (Self::Object(a), Self::Object(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
             }
             _ => false,
         }
@@ -211,7 +212,7 @@ impl From<String> for Value {
 }
 impl From<Object> for Value {
     fn from(o: Object) -> Self {
-        Self::Object(o)
+        Self::Object(Box::new(o))
     }
 }
 impl<T: Into<Value>> From<Vec<T>> for Value {
@@ -236,7 +237,7 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Value {
             // Python dict semantics: a repeated key keeps its first position, last value.
             o.insert(k.into(), v.into());
         }
-        Self::Object(o)
+        Self::Object(Box::new(o))
     }
 }
 
@@ -441,7 +442,7 @@ mod tests {
             Value::from(0.0),
             Value::from(""),
             Value::List(vec![]),
-            Value::Object(Object::new()),
+            Value::from(Object::new()),
         ] {
             assert!(!falsy.is_truthy(), "{falsy:?}");
         }

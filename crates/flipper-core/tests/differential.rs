@@ -91,7 +91,7 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
                 value(rng, depth + 1),
             );
         }
-        Value::Object(o)
+        Value::from(o)
     }
 }
 
@@ -163,7 +163,7 @@ fn checks(rng: &mut Rng) -> Checks {
 
 fn checks_text(c: &Checks) -> String {
     let o: Object = c.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-    json::to_string(&Value::Object(o))
+    json::to_string(&Value::from(o))
 }
 
 fn python_available() -> bool {

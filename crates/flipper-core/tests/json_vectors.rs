@@ -107,7 +107,7 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
             prop::collection::vec((text(), inner), 0..8)
-                .prop_map(|members| Value::Object(members.into_iter().collect::<Object>())),
+                .prop_map(|members| Value::from(members.into_iter().collect::<Object>())),
         ]
     })
 }

@@ -24,7 +24,7 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
             prop::collection::vec(("[a-c]{1,2}", inner), 0..3)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Object>())),
+                .prop_map(|kv| Value::from(kv.into_iter().collect::<Object>())),
         ]
     })
 }

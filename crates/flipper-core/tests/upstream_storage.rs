@@ -47,7 +47,7 @@ fn half_bucketer() -> Bucketer {
 /// `FeatureFlagStoreMeta(now, client_data)`.
 fn meta_with(client_data: Object) -> Meta {
     let mut meta = Meta::new(NOW);
-    meta.client_data = Value::Object(client_data);
+    meta.client_data = Value::from(client_data);
     meta
 }
 
@@ -178,7 +178,7 @@ mod test_item {
             let back = round_trip(&it).to_value();
             assert_eq!(
                 field(field(&back, "meta"), "client_data"),
-                &Value::Object(object([("foo", v("bar"))]))
+                &Value::from(object([("foo", v("bar"))]))
             );
         }
     }
@@ -332,7 +332,7 @@ mod test_meta {
         fn test_includes_correct_client_data() {
             let data = object([("foo", v(99)), ("bar", v("ajds"))]);
             let meta = meta_with(data.clone());
-            assert_eq!(field(&meta.to_value(), "client_data"), &Value::Object(data));
+            assert_eq!(field(&meta.to_value(), "client_data"), &Value::from(data));
         }
 
         #[test]
@@ -360,7 +360,7 @@ mod test_meta {
         #[test]
         fn test_will_not_crash_if_client_data_not_present() {
             let meta = from_json(r#"{"created_date": 1700000000, "conditions": []}"#);
-            assert_eq!(meta.client_data, Value::Object(Object::new()));
+            assert_eq!(meta.client_data, Value::from(Object::new()));
         }
 
         #[test]
@@ -376,7 +376,7 @@ mod test_meta {
             let mut doc = Object::new();
             doc.insert("created_date".into(), v(NOW));
             doc.insert("bucketer".into(), bucketer.to_value());
-            let meta = Meta::from_value(&Value::Object(doc)).unwrap();
+            let meta = Meta::from_value(&Value::from(doc)).unwrap();
             assert_eq!(meta.bucketer.to_value(), bucketer.to_value());
             assert_eq!(meta.bucketer, bucketer);
         }
@@ -414,7 +414,7 @@ mod test_meta {
             let update = object([(TXT_1, v(TXT_2))]);
             let mut meta = meta_with(Object::new());
             merge_client_data(&mut meta, update.clone());
-            assert_eq!(meta.client_data, Value::Object(update));
+            assert_eq!(meta.client_data, Value::from(update));
         }
 
         #[test]
@@ -423,7 +423,7 @@ mod test_meta {
             merge_client_data(&mut meta, object([("b", v(3))]));
             assert_eq!(
                 meta.client_data,
-                Value::Object(object([("a", v(1)), ("b", v(3))]))
+                Value::from(object([("a", v(1)), ("b", v(3))]))
             );
             // The replaced key keeps its place, as in Python, so the bytes match too.
             assert_eq!(json::to_string(&meta.client_data), r#"{"a": 1, "b": 3}"#);
@@ -434,7 +434,7 @@ mod test_meta {
             let mut meta = meta_with(Object::new());
             meta.created_date = v(NOW + 1);
             let back = Meta::from_value(&meta.to_value()).unwrap();
-            assert_eq!(back.client_data, Value::Object(Object::new()));
+            assert_eq!(back.client_data, Value::from(Object::new()));
             assert_eq!(back.created_date_secs(), Some(NOW + 1));
         }
 

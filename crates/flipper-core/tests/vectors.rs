@@ -30,7 +30,7 @@ fn outer(v: &serde_json::Value) -> Value {
 
 fn checks_of(line: &serde_json::Value) -> Checks {
     match json::parse(text(line, "checks")).unwrap() {
-        Value::Object(o) => Checks::from(o),
+        Value::Object(o) => Checks::from(*o),
         other => panic!("checks must be an object: {other:?}"),
     }
 }

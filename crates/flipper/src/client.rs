@@ -151,7 +151,7 @@ impl FeatureFlagClient {
         self.emit(EventType::PreCreate, name, payload.clone());
         let mut item = Item::new(name, is_enabled, self.now_secs());
         if let Some(data) = client_data {
-            item.meta.client_data = Value::Object(data);
+            item.meta.client_data = Value::from(data);
         }
         self.inner.store.put(&item, PutMode::Overwrite).await?;
         self.emit(EventType::PostCreate, name, payload);

@@ -627,7 +627,7 @@ mod test_set_client_data {
         let written = written_by_set_client_data(&f, &name, &data).await;
         // The whole meta is written: the new client data and everything else as it was.
         let mut expected = Meta::new(NOW);
-        expected.client_data = Value::Object(data);
+        expected.client_data = Value::from(data);
         assert_eq!(written.meta, expected);
         assert_eq!(written.is_enabled, Value::Bool(false));
     }
@@ -638,7 +638,7 @@ mod test_set_client_data {
         let name = txt();
         let data = object([(txt(), txt())]);
         let written = written_by_set_client_data(&f, &name, &data).await;
-        assert_eq!(written.meta.client_data, Value::Object(data));
+        assert_eq!(written.meta.client_data, Value::from(data));
     }
 
     #[tokio::test]
@@ -658,7 +658,7 @@ mod test_set_client_data {
         let data = object([(txt(), txt())]);
         // `single_write` fails unless the store saw exactly one write.
         let written = written_by_set_client_data(&f, &name, &data).await;
-        assert_eq!(written.meta.client_data, Value::Object(data));
+        assert_eq!(written.meta.client_data, Value::from(data));
     }
 
     #[tokio::test]
@@ -675,7 +675,7 @@ mod test_set_client_data {
         let item = f.store.get(&name).await.unwrap().unwrap().item;
         let mut merged = existing;
         merged.extend(new);
-        assert_eq!(item.meta.client_data, Value::Object(merged));
+        assert_eq!(item.meta.client_data, Value::from(merged));
     }
 
     #[tokio::test]
@@ -690,7 +690,7 @@ mod test_set_client_data {
         let new = object([("existing_key", txt()), ("new_key", txt())]);
         f.client.set_client_data(&name, new.clone()).await.unwrap();
         let item = f.store.get(&name).await.unwrap().unwrap().item;
-        assert_eq!(item.meta.client_data, Value::Object(new));
+        assert_eq!(item.meta.client_data, Value::from(new));
         // Deviation: no dict aliasing. Python's memory store keeps the caller's dict and
         // merges into it; here `existing` is the caller's own copy and stays as it was.
         assert_eq!(existing.len(), 1);
@@ -719,7 +719,7 @@ mod test_set_client_data {
             [Event::with(
                 EventType::PreSetClientData,
                 &name,
-                Payload::ClientData(Value::Object(new))
+                Payload::ClientData(Value::from(new))
             )]
         );
     }
@@ -738,7 +738,7 @@ mod test_set_client_data {
             [Event::with(
                 EventType::PostSetClientData,
                 &name,
-                Payload::ClientData(Value::Object(new))
+                Payload::ClientData(Value::from(new))
             )]
         );
     }
@@ -758,7 +758,7 @@ mod test_get_client_data {
             .unwrap();
         assert_eq!(
             f.client.get_client_data(&name).await.unwrap(),
-            Value::Object(data)
+            Value::from(data)
         );
     }
 
@@ -794,7 +794,7 @@ mod test_get_meta {
             .await
             .unwrap();
         let meta = f.client.get_meta(&name).await.unwrap();
-        assert_eq!(meta.client_data, Value::Object(data));
+        assert_eq!(meta.client_data, Value::from(data));
     }
 
     #[tokio::test]

@@ -126,7 +126,7 @@ fn sample(event_type: EventType) -> (Event, String) {
             format!("{FLAG}, {:?}", [condition]),
         ),
         T::PreSetClientData | T::PostSetClientData => {
-            let data = Value::Object(client_data);
+            let data = Value::from(client_data);
             (
                 Payload::ClientData(data.clone()),
                 format!("{FLAG}, {data:?}"),

@@ -363,7 +363,7 @@ mod test_set_client_data {
         let data = object([(txt(), txt())]);
         let written = written_by_set_client_data(&f, &data).await;
         let mut expected = Meta::new(NOW);
-        expected.client_data = Value::Object(data);
+        expected.client_data = Value::from(data);
         assert_eq!(written.meta, expected);
     }
 
@@ -372,7 +372,7 @@ mod test_set_client_data {
         let f = setup();
         let data = object([(txt(), txt())]);
         let written = written_by_set_client_data(&f, &data).await;
-        assert_eq!(written.meta.client_data, Value::Object(data));
+        assert_eq!(written.meta.client_data, Value::from(data));
     }
 
     #[tokio::test]
@@ -388,7 +388,7 @@ mod test_set_client_data {
         let data = object([(txt(), txt())]);
         // `single_write` fails unless the store saw exactly one write.
         let written = written_by_set_client_data(&f, &data).await;
-        assert_eq!(written.meta.client_data, Value::Object(data));
+        assert_eq!(written.meta.client_data, Value::from(data));
     }
 
     #[tokio::test]
@@ -405,7 +405,7 @@ mod test_set_client_data {
         merged.extend(new);
         assert_eq!(
             stored(&f, &f.name).await.unwrap().meta.client_data,
-            Value::Object(merged)
+            Value::from(merged)
         );
     }
 
@@ -421,7 +421,7 @@ mod test_set_client_data {
         f.flag.set_client_data(new.clone()).await.unwrap();
         assert_eq!(
             stored(&f, &f.name).await.unwrap().meta.client_data,
-            Value::Object(new)
+            Value::from(new)
         );
         // Deviation: no dict aliasing (Python's memory store would have merged into the
         // caller's `existing_data` dict too).
@@ -449,7 +449,7 @@ mod test_get_client_data {
             .create(&f.name, false, Some(data.clone()))
             .await
             .unwrap();
-        assert_eq!(f.flag.get_client_data().await.unwrap(), Value::Object(data));
+        assert_eq!(f.flag.get_client_data().await.unwrap(), Value::from(data));
     }
 
     #[tokio::test]
@@ -483,7 +483,7 @@ mod test_get_meta {
             .unwrap();
         assert_eq!(
             f.flag.get_meta().await.unwrap().client_data,
-            Value::Object(data)
+            Value::from(data)
         );
     }
 

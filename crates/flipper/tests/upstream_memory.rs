@@ -195,7 +195,7 @@ mod cases {
 
         fn meta(client_data: &Object) -> Meta {
             let mut meta = Meta::new(DATE);
-            meta.client_data = Value::Object(client_data.clone());
+            meta.client_data = Value::from(client_data.clone());
             meta
         }
 
@@ -205,7 +205,7 @@ mod cases {
             let client_data: Object = [(txt(), Value::from(txt()))].into_iter().collect();
             store.set_meta(&name, meta(&client_data)).await.unwrap();
             let item = get(store, &name).await.unwrap();
-            assert_eq!(item.meta.client_data, Value::Object(client_data));
+            assert_eq!(item.meta.client_data, Value::from(client_data));
         }
 
         pub(crate) async fn test_sets_created_date_correctly(store: &dyn Store) {

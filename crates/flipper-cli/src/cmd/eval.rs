@@ -52,9 +52,9 @@ fn render_json(results: &[(String, Evaluation)]) -> String {
         if let Some(error) = e.error_detail() {
             entry.insert("error".into(), Value::from(error.to_string()));
         }
-        out.insert(name.clone(), Value::Object(entry));
+        out.insert(name.clone(), Value::from(entry));
     }
-    let mut text = json::to_string(&Value::Object(out));
+    let mut text = json::to_string(&Value::from(out));
     text.push('\n');
     text
 }

@@ -106,7 +106,7 @@ impl Frame {
                 members, taints, ..
             } => {
                 let taint = taints.iter().map(|t| Some(t.lone)).fold(None, first);
-                (Value::Object(members), taint)
+                (Value::from(members), taint)
             }
         }
     }
@@ -172,7 +172,7 @@ impl Parser<'_> {
                         }
                     } else if self.peek() == Some(b'}') {
                         self.pos += 1;
-                        (Value::Object(Object::new()), None)
+                        (Value::from(Object::new()), None)
                     } else {
                         stack.push(Frame::object(self.key()?));
                         continue 'value;

@@ -374,10 +374,10 @@ mod tests {
         inner.insert("z".into(), Value::Null);
         inner.insert("a".into(), Value::List(vec![]));
         let mut o = Object::new();
-        o.insert("é".into(), Value::Object(inner));
-        o.insert("e".into(), Value::Object(Object::new()));
+        o.insert("é".into(), Value::from(inner));
+        o.insert("e".into(), Value::from(Object::new()));
         let v = Value::List(vec![
-            Value::Object(o),
+            Value::from(o),
             Value::from(true),
             Value::from(false),
             Value::List(vec![Value::List(vec![])]),

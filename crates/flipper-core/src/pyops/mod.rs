@@ -100,7 +100,8 @@ impl TypeError {
                 op.symbol(),
                 a.type_name(),
                 b.type_name()
-            ).into(),
+            )
+            .into(),
         }
     }
 
@@ -112,7 +113,8 @@ impl TypeError {
             message: format!(
                 "'in <string>' requires string as left operand, not {}",
                 item.type_name()
-            ).into(),
+            )
+            .into(),
         }
     }
 
@@ -133,7 +135,8 @@ impl TypeError {
             message: format!(
                 "argument of type '{}' is not iterable",
                 container.type_name()
-            ).into(),
+            )
+            .into(),
         }
     }
 }

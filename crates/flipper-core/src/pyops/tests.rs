@@ -23,7 +23,7 @@ fn dict(members: &[(&str, Value)]) -> Value {
     for (k, x) in members {
         o.insert((*k).to_owned(), x.clone());
     }
-    Value::Object(o)
+    Value::from(o)
 }
 
 fn big(digits: &str) -> Value {
@@ -409,7 +409,7 @@ fn arb_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
             prop::collection::vec(("[ab]{0,2}", inner), 0..4)
-                .prop_map(|members| Value::Object(members.into_iter().collect())),
+                .prop_map(|members| Value::from(members.into_iter().collect::<crate::Object>())),
         ]
     })
 }

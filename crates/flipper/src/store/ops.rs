@@ -40,7 +40,7 @@ pub trait StoreExt: Store {
         let mut item = Item::new(name, is_enabled, created_date);
         if let Some(data) = client_data {
             // `client_data or {}`: an empty object stays empty.
-            item.meta.client_data = Value::Object(data);
+            item.meta.client_data = Value::from(data);
         }
         async move {
             let version = self.put(&item, PutMode::Overwrite).await?;
