@@ -40,6 +40,26 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(&item).is_enabled(black_box(&checks), &env));
         });
     }
+    // The floor under the two-conditions case: the same two checks against the same two
+    // stored values, matched by the simplest loop that can express them (no Python semantics,
+    // no errors): what a flag with conditions costs on this machine at the very least.
+    let stored: [(&str, Value); 2] = [("is_admin", Value::Bool(true)), ("age", Value::from(18))];
+    let runtime: [(&str, Value); 2] = [("is_admin", Value::Bool(true)), ("age", Value::from(30))];
+    group.bench_function("two_conditions_floor", |b| {
+        b.iter(|| {
+            let (stored, runtime) = (black_box(&stored), black_box(&runtime));
+            stored.iter().enumerate().all(|(i, (var, want))| {
+                runtime.iter().all(|(name, got)| {
+                    name != var
+                        || match (got, want) {
+                            (Value::Bool(a), Value::Bool(b)) => a == b,
+                            (Value::Int(a), Value::Int(b)) if i == 1 => a >= b,
+                            _ => false,
+                        }
+                })
+            })
+        });
+    });
     // The floor under the consistent-hash case: one SHA-1 compression of one block.
     let block = sha1::digest::generic_array::GenericArray::from([0u8; 64]);
     group.bench_function("sha1_block_floor", |b| {
