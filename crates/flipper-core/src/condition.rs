@@ -104,27 +104,33 @@ impl Operator {
         // Fast path: same-kind scalars, which is most of what flags compare.
         let ord = match (runtime, stored) {
             (Value::Int(a), Value::Int(b)) => match (a.as_i64(), b.as_i64()) {
-                (Some(a), Some(b)) => Some(Some(a.cmp(&b))),
-                _ => None,
+                (Some(a), Some(b)) => Some(a.cmp(&b)),
+                _ => return self.apply_general(runtime, stored),
             },
-            (Value::Str(a), Value::Str(b)) => Some(Some(a.as_str().cmp(b.as_str()))),
-            (Value::Bool(a), Value::Bool(b)) => Some(Some(a.cmp(b))),
-            (Value::Float(a), Value::Float(b)) => Some(a.partial_cmp(b)),
-            _ => None,
+            (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+            (Value::Str(a), Value::Str(b)) => Some(a.as_str().cmp(b.as_str())),
+            (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
+            _ => return self.apply_general(runtime, stored),
         };
-        if let Some(ord) = ord {
-            let holds = match self {
-                Self::Eq => ord == Some(Ordering::Equal),
-                Self::Ne => ord != Some(Ordering::Equal),
-                Self::Gt => ord == Some(Ordering::Greater),
-                Self::Gte => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
-                Self::Lt => ord == Some(Ordering::Less),
-                Self::Lte => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
-                Self::In | Self::NotIn => return self.apply_general(runtime, stored),
-            };
-            return Ok(holds);
+        match self.outcomes() {
+            Some(mask) => Ok(mask >> outcome_bit(ord) & 1 == 1),
+            None => self.apply_general(runtime, stored),
         }
-        self.apply_general(runtime, stored)
+    }
+
+    /// For a comparison operator, which outcomes satisfy it, one bit each for less, equal,
+    /// greater and unordered (NaN); `None` for membership.
+    #[inline(always)]
+    fn outcomes(self) -> Option<u8> {
+        Some(match self {
+            Self::Eq => 0b0010,
+            Self::Ne => 0b1101,
+            Self::Gt => 0b0100,
+            Self::Gte => 0b0110,
+            Self::Lt => 0b0001,
+            Self::Lte => 0b0011,
+            Self::In | Self::NotIn => return None,
+        })
     }
 
     fn apply_general(self, runtime: &Value, stored: &Value) -> Result<bool, TypeError> {
@@ -144,6 +150,17 @@ impl Operator {
 impl fmt::Display for Operator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.symbol().unwrap_or("eq"))
+    }
+}
+
+/// The bit of an ordering in [`Operator::outcomes`].
+#[inline(always)]
+fn outcome_bit(ord: Option<Ordering>) -> u8 {
+    match ord {
+        Some(Ordering::Less) => 0,
+        Some(Ordering::Equal) => 1,
+        Some(Ordering::Greater) => 2,
+        None => 3,
     }
 }
 
