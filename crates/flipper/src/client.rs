@@ -144,6 +144,53 @@ impl FeatureFlagClient {
         is_enabled: bool,
         client_data: Option<Object>,
     ) -> Result<FeatureFlag> {
+        self.create_with(name, is_enabled, client_data, PutMode::Overwrite)
+            .await
+    }
+
+    /// Creates a flag only if no flag has this name (not in flipper-client, which always
+    /// overwrites). On a store with conditional writes the check and the write are one atomic
+    /// step; on other stores a flag created concurrently by someone else may be overwritten.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use flipper::{FeatureFlagClient, store::MemoryStore};
+    /// let client = FeatureFlagClient::new(MemoryStore::new());
+    /// client.create_new("beta", true, None).await?;
+    /// assert!(client.create_new("beta", false, None).await.is_err());
+    /// # Ok::<(), flipper::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the flag exists (nothing is written and, unless another
+    /// writer created it in the meantime, no event is emitted); the store's errors.
+    pub async fn create_new(
+        &self,
+        name: &str,
+        is_enabled: bool,
+        client_data: Option<Object>,
+    ) -> Result<FeatureFlag> {
+        if self.exists(name).await? {
+            return Err(Error::AlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let mode = if self.inner.store.capabilities().conditional_put {
+            PutMode::Create
+        } else {
+            PutMode::Overwrite
+        };
+        self.create_with(name, is_enabled, client_data, mode).await
+    }
+
+    async fn create_with(
+        &self,
+        name: &str,
+        is_enabled: bool,
+        client_data: Option<Object>,
+        mode: PutMode,
+    ) -> Result<FeatureFlag> {
         let payload = Payload::Create {
             is_enabled,
             client_data: client_data.clone(),
@@ -153,7 +200,7 @@ impl FeatureFlagClient {
         if let Some(data) = client_data {
             item.meta.client_data = Value::from(data);
         }
-        self.inner.store.put(&item, PutMode::Overwrite).await?;
+        self.inner.store.put(&item, mode).await?;
         self.emit(EventType::PostCreate, name, payload);
         Ok(self.get(name))
     }

@@ -257,3 +257,30 @@ async fn create_overwrites_and_set_client_data_merges() {
     assert!(meta.conditions.is_empty());
     assert_eq!(flipper_core::json::to_string(&meta.client_data), "{}");
 }
+
+#[tokio::test]
+async fn create_new_refuses_an_existing_flag_without_events_or_writes() {
+    let client = FeatureFlagClient::new(MemoryStore::new());
+    client
+        .add_condition("f", Condition::new())
+        .await
+        .unwrap_err();
+    client.create_new("f", true, None).await.unwrap();
+    client
+        .add_condition("f", Condition::new().eq("a", 1))
+        .await
+        .unwrap();
+    let before = client.store().get("f").await.unwrap().unwrap();
+    let log = record(&client);
+    assert!(matches!(
+        client.create_new("f", false, None).await,
+        Err(Error::AlreadyExists { ref name }) if name == "f"
+    ));
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(client.store().get("f").await.unwrap().unwrap(), before);
+    // `create` keeps flipper-client's overwrite.
+    client.create("f", false, None).await.unwrap();
+    assert_eq!(*log.lock().unwrap(), ["pre_create f", "post_create f"]);
+    let after = client.store().get("f").await.unwrap().unwrap().item;
+    assert!(after.meta.conditions.is_empty());
+}

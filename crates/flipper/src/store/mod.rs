@@ -16,6 +16,10 @@
 //! |---|---|---|---|
 //! | [`MemoryStore`] | `memory:` | counter | yes |
 //! | [`JsonFileStore`] | `json:PATH` | content digest | this process's writes |
+//! | [`RedbStore`] | `redb:PATH` | counter, in the file | this process's writes (the file is locked to one process) |
+//!
+//! [`JsonFileStore`] and [`RedbStore`] are behind the default cargo features `json-file` and
+//! `redb`.
 
 use std::fmt;
 use std::pin::Pin;
@@ -33,18 +37,23 @@ pub mod conformance;
 mod json_file;
 mod memory;
 mod ops;
+#[cfg(feature = "redb")]
+mod redb;
 mod url;
 
 #[cfg(feature = "json-file")]
 pub use json_file::JsonFileStore;
 pub use memory::MemoryStore;
 pub use ops::{MAX_CAS_ATTEMPTS, StoreExt};
+#[cfg(feature = "redb")]
+pub use redb::RedbStore;
 pub use url::open;
 
 /// An opaque version of a stored flag, issued by its store. Compare for equality only.
 ///
-/// A memory store counts writes; a file store digests the stored bytes; a Redis store would
-/// digest the bytes too (so Python writers, which keep no counter, still change it).
+/// A memory store counts writes, and so does the redb store (in the database); a file store
+/// digests the stored bytes; a Redis store would digest the bytes too (so Python writers, which
+/// keep no counter, still change it).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Version(VersionRepr);
 
