@@ -7,7 +7,7 @@
 //! contract with *users*: flipper-client's store API (`create`, `set`, `set_meta`, ...) built on
 //! those primitives as compare-and-swap loops, so concurrent writers never lose each other's
 //! updates. Every store and wrapper runs the shared conformance suite
-//! ([`conformance`], enabled by the `conformance` feature and in this crate's tests).
+//! (the `conformance` module, enabled by the `conformance` feature and in this crate's tests).
 //!
 //! Stores persist exactly [`Item::serialize`]'s bytes (flipper-client's format), so Python and
 //! Rust processes can share one store.
@@ -192,7 +192,7 @@ pub type ListEntry = std::result::Result<Versioned, CorruptEntry>;
 
 /// The primitive operations a store implements. Users call [`StoreExt`]'s methods.
 ///
-/// Implementations must pass [`conformance`] for every capability they declare.
+/// Implementations must pass the `conformance` suite for every capability they declare.
 #[async_trait]
 pub trait Store: fmt::Debug + fmt::Display + Send + Sync + 'static {
     /// What this store can do.
