@@ -13,6 +13,7 @@ Python service and this tool can share one store and give the same answer for th
 const AFTER_HELP: &str = "\
 Stores (--store URL, or the FLIPPER_STORE environment variable):
   json:PATH   every flag in one JSON file, in the export format (default: json:flipper.json)
+  redb:PATH   an embedded, crash-safe database file (default of `flipper serve`: redb:flipper.redb)
   memory:     a new, empty store that lives as long as the command
 
 Values are JSON as Python's json.loads reads it: quote strings ('\"pro\"'), not numbers (18).
@@ -36,16 +37,16 @@ malformed file, a missing flag), with nothing written; 1 when writing failed.";
     after_help = AFTER_HELP
 )]
 pub(crate) struct Cli {
-    /// The store: `json:PATH` or `memory:`
+    /// The store: `json:PATH`, `redb:PATH` or `memory:` [default: json:flipper.json; for
+    /// `serve`, redb:flipper.redb]
     #[arg(
         long,
         global = true,
         env = "FLIPPER_STORE",
         hide_env_values = true,
-        default_value = "json:flipper.json",
         value_name = "URL"
     )]
-    pub(crate) store: String,
+    pub(crate) store: Option<String>,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -61,6 +62,77 @@ pub(crate) enum Command {
     /// Create, change, inspect, export and import flags
     #[command(subcommand)]
     Flags(FlagsCommand),
+
+    /// Run the flag server: management API, evaluation and OpenFeature (OFREP) over HTTP
+    #[command(after_help = SERVE_AFTER_HELP)]
+    Serve(ServeArgs),
+}
+
+/// The store `flags` and `eval` use when none is given.
+pub(crate) const DEFAULT_STORE: &str = "json:flipper.json";
+
+const SERVE_AFTER_HELP: &str = "\
+The server keeps every flag in memory and evaluates from there; it follows the store's changes \
+(or reloads it every --poll-interval seconds when the store cannot report them). Without \
+--store it uses the embedded database redb:flipper.redb in the working directory.
+
+Writes need the admin token, reads and evaluation the SDK token (or the admin token), sent as \
+`Authorization: Bearer TOKEN`. A token that is not set leaves its routes open, which is only \
+allowed on a loopback address (127.0.0.1, ::1) unless --insecure is given. Prefer the \
+environment variables to the options for tokens: options show in the process list.
+
+Logs go to standard error, one line per request; RUST_LOG sets the level (default: info).
+
+Examples:
+  flipper serve
+  FLIPPER_ADMIN_TOKEN=... FLIPPER_SDK_TOKEN=... flipper serve --listen 0.0.0.0:8080
+  flipper --store json:flags.json serve --listen 127.0.0.1:9000
+
+Exit status: 0 after SIGINT or SIGTERM; 2 for a setting that cannot be used (a public \
+address without tokens, an empty token) or an unreadable store; 1 when the address cannot be \
+bound or serving fails.";
+
+/// `flipper serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on
+    #[arg(
+        long,
+        env = "FLIPPER_LISTEN",
+        default_value = flipper_server::DEFAULT_LISTEN,
+        value_name = "ADDR"
+    )]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// The token for writes (it may also read)
+    #[arg(
+        long,
+        env = "FLIPPER_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) admin_token: Option<String>,
+
+    /// The token for reads, evaluation and OFREP
+    #[arg(
+        long,
+        env = "FLIPPER_SDK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) sdk_token: Option<String>,
+
+    /// Allow a non-loopback address without both tokens
+    #[arg(long)]
+    pub(crate) insecure: bool,
+
+    /// The largest request body, in bytes (larger ones get 413)
+    #[arg(long, value_name = "N", default_value_t = flipper_server::DEFAULT_MAX_BODY_BYTES)]
+    pub(crate) max_body_bytes: usize,
+
+    /// How often to reload a store that cannot report its changes, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = flipper_server::DEFAULT_POLL_INTERVAL.as_secs_f64())]
+    pub(crate) poll_interval: f64,
 }
 
 const EVAL_AFTER_HELP: &str = "\

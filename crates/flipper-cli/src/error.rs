@@ -2,7 +2,7 @@
 //!
 //! | exit | meaning |
 //! |---|---|
-//! | 2 | bad input: an argument, the store URL, an unreadable or malformed file, a missing flag; nothing was written |
+//! | 2 | bad input: an argument, the store URL, an unreadable or malformed file, a missing flag, a server setting that cannot be used; nothing was written |
 //! | 1 | anything else, notably a failure while writing |
 
 use std::fmt;
@@ -21,6 +21,8 @@ pub(crate) enum CliError {
     Flipper(flipper::Error),
     /// The tool itself could not run (the async runtime did not start).
     Internal(String),
+    /// The server did not start or stopped with an error.
+    Serve(flipper_server::ServeError),
 }
 
 impl CliError {
@@ -35,6 +37,9 @@ impl CliError {
             Self::Input(_) => EXIT_INPUT,
             Self::Flipper(e) => flipper_exit_code(e),
             Self::Internal(_) => EXIT_FAILURE,
+            Self::Serve(flipper_server::ServeError::Store { source }) => flipper_exit_code(source),
+            Self::Serve(e) if e.is_config() => EXIT_INPUT,
+            Self::Serve(_) => EXIT_FAILURE,
         }
     }
 
@@ -69,7 +74,14 @@ impl fmt::Display for CliError {
             Self::Input(message) | Self::Internal(message) => f.write_str(message),
             // The library's messages already include their causes.
             Self::Flipper(e) => write!(f, "{e}"),
+            Self::Serve(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl From<flipper_server::ServeError> for CliError {
+    fn from(e: flipper_server::ServeError) -> Self {
+        Self::Serve(e)
     }
 }
 

@@ -29,7 +29,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> Result<String, CliError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The server uses every core; the other commands do one thing at a time.
+    let mut builder = if matches!(cli.command, cli::Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;

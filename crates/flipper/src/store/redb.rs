@@ -311,9 +311,12 @@ impl fmt::Display for RedbStore {
 #[async_trait]
 impl Store for RedbStore {
     fn capabilities(&self) -> Capabilities {
+        // redb locks the file: no other process can write it while this store is open, so
+        // every change goes through this process and reaches the watchers.
         Capabilities::default()
             .with_conditional_put(true)
             .with_watch(true)
+            .with_watch_external(true)
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {

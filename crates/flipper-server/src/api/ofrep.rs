@@ -1,0 +1,227 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP 0.3): `POST /ofrep/v1/evaluate/flags/{key}`
+//! and the bulk `POST /ofrep/v1/evaluate/flags`, answered from the snapshot.
+//!
+//! The request is `{"context": {...}}`; the context's attributes are the checks, in the
+//! object's order (`targetingKey` is an ordinary attribute named `targetingKey`; a missing
+//! context is an empty one). Values are booleans, with the variant `"on"` or `"off"`. Reasons:
+//!
+//! | flipper | OFREP |
+//! |---|---|
+//! | `enabled` (on, no condition or bucketer applied) | `STATIC` |
+//! | `disabled` | `DISABLED` |
+//! | `conditions_matched` | `TARGETING_MATCH` |
+//! | `conditions_failed` | `DEFAULT` (no rule chose a value: the flag's off value) |
+//! | `bucketed_in`, `bucketed_out` | `SPLIT` |
+//! | `error` (where Python raises `TypeError`) | an evaluation failure, `GENERAL` (400 for a single flag; an entry of the bulk `flags` array) |
+//!
+//! A missing flag is `FLAG_NOT_FOUND` (404); a body that is not JSON is `PARSE_ERROR` (400); a
+//! context that is not an object is `INVALID_CONTEXT` (400).
+//!
+//! The bulk response carries an ETag derived from the snapshot version, the context and this
+//! process (plus the current second while some flag ramps over time); a request whose
+//! `If-None-Match` holds it gets 304 without evaluating anything.
+
+use axum::extract::State;
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flipper::{Checks, Evaluation, Object, Reason, SystemEnv, Value};
+use flipper_core::eval::{Env, evaluate};
+use flipper_core::json;
+use sha1::{Digest, Sha1};
+
+use crate::auth::Read;
+use crate::body::JsonBody;
+use crate::error::{ApiError, OfrepError, json_response};
+use crate::path::FlagName;
+use crate::snapshot::FlagSet;
+use crate::state::AppState;
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+pub(super) async fn single(
+    _: Read,
+    State(state): State<AppState>,
+    key: Result<FlagName, ApiError>,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, OfrepError> {
+    let FlagName(key) = key.map_err(|e| OfrepError::from_api(e, None))?;
+    let JsonBody(body) = body.map_err(|e| OfrepError::from_api(e, Some(&key)))?;
+    let checks = Checks::from(context(body, Some(&key))?);
+    if !state.snapshot().is_loaded() {
+        return Err(OfrepError::from_api(ApiError::not_ready(), Some(&key)));
+    }
+    let Some(item) = state.snapshot().get(&key) else {
+        return Err(OfrepError::flag_not_found(&key));
+    };
+    let e = evaluate(&item, &checks, &SystemEnv);
+    if let Some(error) = e.error_detail() {
+        return Err(OfrepError::evaluation_failed(&key, error.to_string()));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json::to_string(&success(&key, &e)),
+    ))
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag, with an ETag.
+pub(super) async fn bulk(
+    _: Read,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, OfrepError> {
+    let JsonBody(body) = body.map_err(|e| OfrepError::from_api(e, None))?;
+    let checks = Checks::from(context(body, None)?);
+    if !state.snapshot().is_loaded() {
+        return Err(OfrepError::from_api(ApiError::not_ready(), None));
+    }
+    let flags = state.snapshot().all();
+    let tag = etag(state.instance(), &flags, &checks);
+    let tag_header = HeaderValue::try_from(tag.as_str()).ok();
+    let mut response = if if_none_match(&headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let results = flags
+            .iter()
+            .map(|(name, item)| {
+                let e = evaluate(item, &checks, &SystemEnv);
+                match e.error_detail() {
+                    Some(error) => {
+                        OfrepError::evaluation_failed(name, error.to_string()).to_value()
+                    }
+                    None => success(name, &e),
+                }
+            })
+            .collect();
+        let mut body = Object::with_capacity(1);
+        body.insert("flags".into(), Value::List(results));
+        json_response(StatusCode::OK, json::to_string(&Value::from(body)))
+    };
+    if let Some(tag) = tag_header {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    Ok(response)
+}
+
+/// The request's `context` (absent or `null`: empty). Other members are ignored.
+fn context(body: Value, key: Option<&str>) -> Result<Object, OfrepError> {
+    let Value::Object(mut body) = body else {
+        return Err(OfrepError::from_api(
+            ApiError::wrong_type("", "a JSON object with a \"context\"", &body),
+            key,
+        ));
+    };
+    match body.swap_remove("context") {
+        None | Some(Value::Null) => Ok(Object::new()),
+        Some(Value::Object(context)) => Ok(*context),
+        Some(other) => Err(OfrepError::invalid_context(
+            key,
+            format!(
+                "context must be a JSON object, not {}",
+                crate::error::kind(&other)
+            ),
+        )),
+    }
+}
+
+/// A successful evaluation: `{"key", "value", "reason", "variant"}`.
+fn success(key: &str, e: &Evaluation) -> Value {
+    let mut o = Object::with_capacity(4);
+    o.insert("key".into(), Value::from(key));
+    o.insert("value".into(), Value::Bool(e.enabled));
+    o.insert("reason".into(), Value::from(reason(&e.reason)));
+    o.insert(
+        "variant".into(),
+        Value::from(if e.enabled { "on" } else { "off" }),
+    );
+    Value::from(o)
+}
+
+/// OpenFeature's reason for a flipper reason (see the module table).
+pub(crate) fn reason(r: &Reason) -> &'static str {
+    match r {
+        Reason::Enabled => "STATIC",
+        Reason::Disabled => "DISABLED",
+        Reason::ConditionsMatched => "TARGETING_MATCH",
+        Reason::ConditionsFailed | Reason::FlagMissing => "DEFAULT",
+        Reason::BucketedIn | Reason::BucketedOut => "SPLIT",
+        Reason::Error(_) => "ERROR",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The JSON writer's output, fed into SHA-1.
+struct Hashing(Sha1);
+
+impl json::Output for Hashing {
+    fn push_str(&mut self, s: &str) {
+        self.0.update(s.as_bytes());
+    }
+}
+
+/// `"<hex>"`: SHA-1 of the process, the snapshot version, the context (names and values as
+/// JSON, in order) and, while some flag ramps over time, the current second.
+fn etag(instance: u64, flags: &FlagSet, checks: &Checks) -> String {
+    let mut h = Hashing(Sha1::new());
+    h.0.update(instance.to_le_bytes());
+    h.0.update(flags.version().to_le_bytes());
+    if flags.is_time_dependent() {
+        h.0.update((SystemEnv.now().floor() as i64).to_le_bytes());
+    }
+    for (name, value) in checks {
+        json::write_str(name, &mut h);
+        json::Output::push_str(&mut h, ":");
+        json::write_value(value, &mut h);
+        json::Output::push_str(&mut h, ",");
+    }
+    let digest = h.0.finalize();
+    let mut tag = String::with_capacity(2 + 2 * 16);
+    tag.push('"');
+    for b in &digest[..16] {
+        tag.push_str(&format!("{b:02x}"));
+    }
+    tag.push('"');
+    tag
+}
+
+/// Whether `If-None-Match` holds `tag` (weak comparison; `*` matches; quotes optional, as some
+/// clients drop them).
+fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    let bare = tag.trim_matches('"');
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t).trim_matches('"') == bare)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_follow_version_and_context() {
+        let flags = FlagSet::default();
+        let a = Checks::new().with("targetingKey", "u1").with("plan", "pro");
+        let b = Checks::new().with("plan", "pro").with("targetingKey", "u1");
+        assert_eq!(etag(1, &flags, &a), etag(1, &flags, &a));
+        assert_ne!(etag(1, &flags, &a), etag(1, &flags, &b));
+        assert_ne!(etag(1, &flags, &a), etag(2, &flags, &a));
+        let tag = etag(1, &flags, &a);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(),
+        );
+        assert!(if_none_match(&headers, &tag));
+        headers.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_str(tag.trim_matches('"')).unwrap(),
+        );
+        assert!(if_none_match(&headers, &tag));
+        headers.insert(IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+        assert!(!if_none_match(&headers, &tag));
+    }
+}

@@ -1,0 +1,173 @@
+//! [`ServerConfig`]: what the server needs to start, and the rules it must satisfy.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::serve::ServeError;
+
+/// Where `flipper serve` listens by default: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The store `flipper serve` uses when none is given: the embedded database in the working
+/// directory (created on first start).
+pub const DEFAULT_STORE_URL: &str = "redb:flipper.redb";
+
+/// The largest request body accepted by default: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How often the snapshot is reloaded from a store that cannot report its changes.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long open requests may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The server's settings (the store is given separately: opening some stores creates files,
+/// and the settings are checked before that).
+///
+/// Built with [`ServerConfig::default`], then adjusted field by field. Tokens are never
+/// printed (`Debug` shows whether each is set).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The address to listen on ([`DEFAULT_LISTEN`]).
+    pub listen: SocketAddr,
+    /// The token that may do everything (`Authorization: Bearer <token>`); writes are open to
+    /// anyone when it is `None`.
+    pub admin_token: Option<String>,
+    /// The token for reads, evaluation and OFREP; those are open to anyone when it is `None`.
+    pub sdk_token: Option<String>,
+    /// Allows listening on a non-loopback address without both tokens.
+    pub insecure: bool,
+    /// The largest request body, in bytes ([`DEFAULT_MAX_BODY_BYTES`]); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How often to reload the snapshot from a store without (complete) change notification
+    /// ([`DEFAULT_POLL_INTERVAL`]).
+    pub poll_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            sdk_token: None,
+            insecure: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the configuration for listening on `addr`.
+    ///
+    /// # Errors
+    /// [`ServeError::Config`] for an empty token, a zero body limit or poll interval;
+    /// [`ServeError::Insecure`] for a non-loopback address without both tokens and without
+    /// [`ServerConfig::insecure`].
+    pub fn validate(&self, addr: SocketAddr) -> Result<(), ServeError> {
+        for (token, option) in [
+            (&self.admin_token, "--admin-token"),
+            (&self.sdk_token, "--sdk-token"),
+        ] {
+            if token.as_deref().is_some_and(str::is_empty) {
+                return Err(ServeError::Config(format!(
+                    "{option} is empty: give a token or leave it out"
+                )));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ServeError::Config(
+                "--max-body-bytes must be at least 1".into(),
+            ));
+        }
+        if self.poll_interval.is_zero() {
+            return Err(ServeError::Config(
+                "the poll interval must be longer than zero".into(),
+            ));
+        }
+        let missing = match (&self.admin_token, &self.sdk_token) {
+            (Some(_), Some(_)) => None,
+            (None, Some(_)) => Some("--admin-token"),
+            (Some(_), None) => Some("--sdk-token"),
+            (None, None) => Some("--admin-token and --sdk-token"),
+        };
+        if let Some(missing) = missing
+            && !addr.ip().is_loopback()
+            && !self.insecure
+        {
+            return Err(ServeError::Insecure { addr, missing });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |t: &Option<String>| if t.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("admin_token", &set(&self.admin_token))
+            .field("sdk_token", &set(&self.sdk_token))
+            .field("insecure", &self.insecure)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ServerConfig {
+        ServerConfig::default()
+    }
+
+    #[test]
+    fn public_addresses_need_both_tokens_or_insecure() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let loopback: SocketAddr = "[::1]:8080".parse().unwrap();
+        let mut c = config();
+        assert!(c.validate(loopback).is_ok());
+        let err = c.validate(public).unwrap_err().to_string();
+        assert!(err.contains("--admin-token and --sdk-token"), "{err}");
+        assert!(err.contains("--insecure"), "{err}");
+        c.admin_token = Some("a".into());
+        let err = c.validate(public).unwrap_err().to_string();
+        assert!(err.contains("without --sdk-token"), "{err}");
+        c.sdk_token = Some("s".into());
+        assert!(c.validate(public).is_ok());
+        let mut open = config();
+        open.insecure = true;
+        assert!(open.validate(public).is_ok());
+    }
+
+    #[test]
+    fn empty_tokens_and_zero_limits_are_refused() {
+        let addr: SocketAddr = DEFAULT_LISTEN.parse().unwrap();
+        let mut c = config();
+        c.sdk_token = Some(String::new());
+        assert!(
+            c.validate(addr)
+                .unwrap_err()
+                .to_string()
+                .contains("--sdk-token is empty")
+        );
+        let mut c = config();
+        c.max_body_bytes = 0;
+        assert!(c.validate(addr).is_err());
+        let debug = format!(
+            "{:?}",
+            ServerConfig {
+                admin_token: Some("secret".into()),
+                ..config()
+            }
+        );
+        assert!(
+            !debug.contains("secret") && debug.contains("<set>"),
+            "{debug}"
+        );
+    }
+}
