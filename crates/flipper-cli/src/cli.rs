@@ -15,6 +15,9 @@ Stores (--store URL, or the FLIPPER_STORE environment variable):
   json:PATH   every flag in one JSON file, in the export format (default: json:flipper.json)
   redb:PATH   an embedded, crash-safe database file (default of `flipper serve`: redb:flipper.redb)
   memory:     a new, empty store that lives as long as the command
+  http://HOST:PORT, https://HOST:PORT
+              a flipper server (`flipper serve`); --token (or FLIPPER_TOKEN) gives its admin
+              token (or its SDK token, for reading and evaluating)
 
 Values are JSON as Python's json.loads reads it: quote strings ('\"pro\"'), not numbers (18).
 
@@ -23,9 +26,11 @@ Examples:
   flipper flags add-condition new_dashboard is_admin=true plan__in='[\"pro\", \"enterprise\"]'
   flipper eval new_dashboard --context '{\"is_admin\": true, \"plan\": \"pro\"}'
   FLIPPER_STORE=json:prod.json flipper eval --json
+  FLIPPER_TOKEN=... flipper --store http://127.0.0.1:8080 flags enable new_dashboard
 
 Exit status: 0 on success; 2 for bad input (an argument, the store URL, an unreadable or \
-malformed file, a missing flag), with nothing written; 1 when writing failed.";
+malformed file, a missing flag, a token the server refuses), with nothing written; 1 when \
+writing failed (or the server cannot be reached).";
 
 /// `flipper [--store URL] COMMAND`.
 #[derive(Debug, Parser)]
@@ -37,8 +42,8 @@ malformed file, a missing flag), with nothing written; 1 when writing failed.";
     after_help = AFTER_HELP
 )]
 pub(crate) struct Cli {
-    /// The store: `json:PATH`, `redb:PATH` or `memory:` [default: json:flipper.json; for
-    /// `serve`, redb:flipper.redb]
+    /// The store: `json:PATH`, `redb:PATH`, `memory:` or `http(s)://HOST:PORT` (a flipper
+    /// server) [default: json:flipper.json; for `serve`, redb:flipper.redb]
     #[arg(
         long,
         global = true,
@@ -47,6 +52,17 @@ pub(crate) struct Cli {
         value_name = "URL"
     )]
     pub(crate) store: Option<String>,
+
+    /// The bearer token for an http(s):// store: the server's admin token to write, its SDK
+    /// token to read and evaluate
+    #[arg(
+        long,
+        global = true,
+        env = "FLIPPER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) token: Option<String>,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -76,8 +92,13 @@ The server keeps every flag in memory and evaluates from there; it follows the s
 (or reloads it every --poll-interval seconds when the store cannot report them). Without \
 --store it uses the embedded database redb:flipper.redb in the working directory.
 
-Writes need the admin token, reads and evaluation the SDK token (or the admin token), sent as \
-`Authorization: Bearer TOKEN`. A token that is not set leaves its routes open, which is only \
+GET /api/v1/stream streams every flag, then each change, as server-sent events; a client that \
+reconnects with Last-Event-ID gets the changes it missed while the server still holds them \
+(--stream-log-size), a fresh snapshot otherwise. `flipper --store http://HOST:PORT` (and the \
+library's HttpStore) use the server as their store.
+
+Writes need the admin token, reads, evaluation and the stream the SDK token (or the admin \
+token), sent as `Authorization: Bearer TOKEN`. A token that is not set leaves its routes open, which is only \
 allowed on a loopback address (127.0.0.1, ::1) unless --insecure is given. Prefer the \
 environment variables to the options for tokens: options show in the process list.
 
@@ -87,6 +108,7 @@ Examples:
   flipper serve
   FLIPPER_ADMIN_TOKEN=... FLIPPER_SDK_TOKEN=... flipper serve --listen 0.0.0.0:8080
   flipper --store json:flags.json serve --listen 127.0.0.1:9000
+  FLIPPER_TOKEN=... flipper --store https://flags.internal serve   (a local copy of a server)
 
 Exit status: 0 after SIGINT or SIGTERM; 2 for a setting that cannot be used (a public \
 address without tokens, an empty token) or an unreadable store; 1 when the address cannot be \
@@ -133,6 +155,14 @@ pub(crate) struct ServeArgs {
     /// How often to reload a store that cannot report its changes, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = flipper_server::DEFAULT_POLL_INTERVAL.as_secs_f64())]
     pub(crate) poll_interval: f64,
+
+    /// How many recent changes the change stream keeps for clients that reconnect
+    #[arg(long, value_name = "N", default_value_t = flipper_server::DEFAULT_STREAM_LOG_SIZE)]
+    pub(crate) stream_log_size: usize,
+
+    /// How long a change stream may stay silent before a heartbeat, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = flipper_server::DEFAULT_HEARTBEAT_INTERVAL.as_secs_f64())]
+    pub(crate) heartbeat_interval: f64,
 }
 
 const EVAL_AFTER_HELP: &str = "\

@@ -2,7 +2,7 @@
 //!
 //! | exit | meaning |
 //! |---|---|
-//! | 2 | bad input: an argument, the store URL, an unreadable or malformed file, a missing flag, a server setting that cannot be used; nothing was written |
+//! | 2 | bad input: an argument, the store URL, an unreadable or malformed file, a missing flag, a token the server refuses, a server setting that cannot be used; nothing was written |
 //! | 1 | anything else, notably a failure while writing |
 
 use std::fmt;
@@ -62,7 +62,8 @@ fn flipper_exit_code(e: &flipper::Error) -> u8 {
         | E::InvalidStoreUrl { .. }
         | E::InvalidFile { .. }
         | E::InvalidFlag { .. }
-        | E::Corrupt { .. } => EXIT_INPUT,
+        | E::Corrupt { .. }
+        | E::Unauthorized { .. } => EXIT_INPUT,
         E::Io { .. } if e.is_read_failure() => EXIT_INPUT,
         _ => EXIT_FAILURE,
     }
@@ -72,6 +73,14 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Input(message) | Self::Internal(message) => f.write_str(message),
+            Self::Flipper(e @ flipper::Error::Unauthorized { status, .. }) => {
+                let hint = if *status == 401 {
+                    "give the server's token with --token or FLIPPER_TOKEN"
+                } else {
+                    "check --token or FLIPPER_TOKEN: writes need the server's admin token"
+                };
+                write!(f, "{e} ({hint})")
+            }
             // The library's messages already include their causes.
             Self::Flipper(e) => write!(f, "{e}"),
             Self::Serve(e) => write!(f, "{e}"),
@@ -113,6 +122,15 @@ mod tests {
             (io(flipper::Error::READ).into(), 2),
             (io("cannot write").into(), 1),
             (flipper::Error::AlreadyExists { name: "x".into() }.into(), 1),
+            (
+                flipper::Error::Unauthorized {
+                    store: "http://h".into(),
+                    status: 403,
+                    message: "m".into(),
+                }
+                .into(),
+                2,
+            ),
             (CliError::Internal("no runtime".into()), 1),
         ] {
             assert_eq!(e.exit_code(), code, "{e}");

@@ -19,6 +19,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// How often the snapshot is reloaded from a store that cannot report its changes.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How many recent changes the change stream keeps for subscribers that reconnect.
+pub const DEFAULT_STREAM_LOG_SIZE: usize = crate::snapshot::DEFAULT_LOG_CAPACITY;
+
+/// How long a change stream may stay silent before a heartbeat (a comment line) is sent.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
 /// How long open requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -44,6 +50,13 @@ pub struct ServerConfig {
     /// How often to reload the snapshot from a store without (complete) change notification
     /// ([`DEFAULT_POLL_INTERVAL`]).
     pub poll_interval: Duration,
+    /// How many recent changes `GET /api/v1/stream` keeps, so that a subscriber that
+    /// reconnects with `Last-Event-ID` gets the changes it missed rather than a new snapshot
+    /// ([`DEFAULT_STREAM_LOG_SIZE`]).
+    pub stream_log_size: usize,
+    /// How long a change stream may stay silent before a heartbeat comment is sent
+    /// ([`DEFAULT_HEARTBEAT_INTERVAL`]).
+    pub heartbeat_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +68,8 @@ impl Default for ServerConfig {
             insecure: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            stream_log_size: DEFAULT_STREAM_LOG_SIZE,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
         }
     }
 }
@@ -63,7 +78,8 @@ impl ServerConfig {
     /// Checks the configuration for listening on `addr`.
     ///
     /// # Errors
-    /// [`ServeError::Config`] for an empty token, a zero body limit or poll interval;
+    /// [`ServeError::Config`] for an empty token, a zero body limit, poll interval, stream log
+    /// size or heartbeat interval;
     /// [`ServeError::Insecure`] for a non-loopback address without both tokens and without
     /// [`ServerConfig::insecure`].
     pub fn validate(&self, addr: SocketAddr) -> Result<(), ServeError> {
@@ -85,6 +101,16 @@ impl ServerConfig {
         if self.poll_interval.is_zero() {
             return Err(ServeError::Config(
                 "the poll interval must be longer than zero".into(),
+            ));
+        }
+        if self.stream_log_size == 0 {
+            return Err(ServeError::Config(
+                "--stream-log-size must be at least 1".into(),
+            ));
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(ServeError::Config(
+                "the heartbeat interval must be longer than zero".into(),
             ));
         }
         let missing = match (&self.admin_token, &self.sdk_token) {
@@ -113,6 +139,8 @@ impl fmt::Debug for ServerConfig {
             .field("insecure", &self.insecure)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("poll_interval", &self.poll_interval)
+            .field("stream_log_size", &self.stream_log_size)
+            .field("heartbeat_interval", &self.heartbeat_interval)
             .finish()
     }
 }

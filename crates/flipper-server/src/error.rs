@@ -12,8 +12,10 @@
 //! | 404 | `flag_not_found`, `route_not_found` |
 //! | 405 | `method_not_allowed` |
 //! | 409 | `already_exists`, `conflict` (compare-and-swap still losing after retries) |
+//! | 412 | `conflict`, `already_exists` (an `If-Match` / `If-None-Match` precondition failed) |
 //! | 413 | `payload_too_large` |
 //! | 500 | `corrupt_flag` (a stored flag cannot be read), `internal` |
+//! | 501 | `unsupported` (a conditional write on a store without compare-and-swap) |
 //! | 503 | `store_unavailable` (the store failed), `not_ready` (flags not loaded yet) |
 
 use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -152,6 +154,18 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// The library's error for a conditional write (`If-Match`, `If-None-Match`): a failed
+    /// precondition is 412, with the code `conflict` or `already_exists`; anything else maps
+    /// as usual.
+    pub(crate) fn from_conditional(e: flipper::Error) -> Self {
+        let code = match e {
+            flipper::Error::Conflict { .. } => "conflict",
+            flipper::Error::AlreadyExists { .. } => "already_exists",
+            other => return other.into(),
+        };
+        Self::new(StatusCode::PRECONDITION_FAILED, code, e.to_string())
+    }
+
     #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
         self.status
@@ -202,9 +216,12 @@ impl From<flipper::Error> for ApiError {
             E::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_flag", message)
             }
-            E::Io { .. } | E::InvalidFile { .. } | E::Backend { .. } => {
+            // A store that refuses our credentials (a flipper server as the store) is this
+            // server's problem, not the client's.
+            E::Io { .. } | E::InvalidFile { .. } | E::Backend { .. } | E::Unauthorized { .. } => {
                 Self::store_unavailable(message)
             }
+            E::Unsupported { .. } => Self::new(StatusCode::NOT_IMPLEMENTED, "unsupported", message),
             _ => Self::internal(message),
         }
     }

@@ -8,8 +8,13 @@
 //! * evaluation without I/O: an in-memory [`Snapshot`] of every flag, kept current from the
 //!   store's changes, answers `POST /api/v1/evaluate` and the OpenFeature Remote Evaluation
 //!   Protocol (`/ofrep/v1/evaluate/flags[/{key}]`);
+//! * a change stream, `GET /api/v1/stream` (server-sent events): every flag, then each change,
+//!   resumable with `Last-Event-ID` from a bounded log of recent changes;
 //! * bearer-token auth (an admin token for writes, an SDK token for reads and evaluation),
-//!   `/healthz` and `/readyz`, one structured log line per request.
+//!   `/healthz` and `/readyz`, one structured log line per request;
+//! * Prometheus metrics at `GET /metrics` (requests, evaluations, stream subscribers, store
+//!   latency and errors, the snapshot), and this API as an OpenAPI 3.1 document at
+//!   `GET /api/v1/openapi.json`.
 //!
 //! This is the only crate of the workspace that knows HTTP. Bad input gets a 4xx whose JSON
 //! body names the field and the problem; the status codes are decided in one place
@@ -25,23 +30,27 @@
 //! ```
 //!
 //! To mount the API inside another axum application, build the state with
-//! [`AppState::start`] and take [`router`].
+//! [`AppState::start`] and take [`router`]; call [`AppState::close_streams`] when shutting down.
 
 mod api;
 mod auth;
 mod body;
+mod changelog;
 mod config;
 mod error;
+mod etag;
+mod metrics;
 mod path;
 mod serve;
 pub mod snapshot;
 mod state;
+mod stream;
 mod sync;
 
 pub use api::router;
 pub use config::{
-    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL, DEFAULT_STORE_URL,
-    SHUTDOWN_GRACE, ServerConfig,
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_POLL_INTERVAL,
+    DEFAULT_STORE_URL, DEFAULT_STREAM_LOG_SIZE, SHUTDOWN_GRACE, ServerConfig,
 };
 pub use serve::{ServeError, serve, serve_on, shutdown_signal};
 pub use snapshot::{FlagSet, Snapshot};

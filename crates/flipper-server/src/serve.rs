@@ -118,9 +118,12 @@ async fn run(
         .map_err(|source| ServeError::Io { source })?;
     tracing::info!(%addr, store = %state.store(), "flipper server listening");
     let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    let streams = state.clone();
     let signalled = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing open requests");
+        // Change streams never finish on their own.
+        streams.close_streams();
         let _ = stopping_tx.send(true);
     };
     let server = axum::serve(listener, crate::api::router(state)).with_graceful_shutdown(signalled);

@@ -9,8 +9,10 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
 use crate::config::ServerConfig;
+use crate::metrics::{InstrumentedStore, Metrics};
 use crate::serve::ServeError;
 use crate::snapshot::Snapshot;
+use crate::stream::Streams;
 
 /// The store, the client that writes through it, the snapshot that evaluation reads, and the
 /// tokens. Cheap to clone; the task that keeps the snapshot current stops when the last clone
@@ -23,6 +25,9 @@ pub struct AppState {
 struct Inner {
     client: FeatureFlagClient,
     snapshot: Arc<Snapshot>,
+    metrics: Arc<Metrics>,
+    /// The change streams (`GET /api/v1/stream`).
+    streams: Arc<Streams>,
     tokens: Tokens,
     max_body_bytes: usize,
     /// Random per process: ETags from an earlier process never match.
@@ -44,7 +49,10 @@ impl AppState {
     /// [`ServeError::Store`] when the first load fails for a reason retrying cannot fix (a
     /// retryable failure leaves the server running but not ready).
     pub async fn start(config: &ServerConfig, store: Arc<dyn Store>) -> Result<Self, ServeError> {
-        let snapshot = Arc::new(Snapshot::new());
+        let snapshot = Arc::new(Snapshot::with_log_capacity(config.stream_log_size));
+        let metrics = Arc::new(Metrics::new(Arc::clone(&snapshot)));
+        // Every store call (the sync task's and the handlers') is timed.
+        let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, Arc::clone(&metrics)));
         let task = crate::sync::start(
             Arc::clone(&store),
             Arc::clone(&snapshot),
@@ -56,6 +64,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 client: FeatureFlagClient::from_arc(store),
                 snapshot,
+                metrics,
+                streams: Arc::new(Streams::new(config.heartbeat_interval)),
                 tokens: Tokens::new(config.admin_token.as_deref(), config.sdk_token.as_deref()),
                 max_body_bytes: config.max_body_bytes,
                 instance: instance_id(),
@@ -84,6 +94,21 @@ impl AppState {
         !self.inner.sync.is_finished()
     }
 
+    /// Ends every change stream (`GET /api/v1/stream`), now and from now on: a graceful
+    /// shutdown calls it, since open streams would otherwise hold it up.
+    pub fn close_streams(&self) {
+        self.inner.streams.close();
+    }
+
+    pub(crate) fn streams(&self) -> &Arc<Streams> {
+        &self.inner.streams
+    }
+
+    /// The server's metrics (`GET /metrics`).
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.inner.tokens
     }
@@ -107,7 +132,7 @@ impl fmt::Debug for AppState {
 }
 
 /// A random number, different in each process.
-fn instance_id() -> u64 {
+pub(crate) fn instance_id() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -5,11 +5,14 @@
 //! A store whose watch misses other processes' writes (the JSON-file store) is both watched
 //! and polled. The watch is subscribed *before* each load, so no change falls between the
 //! load and the stream.
+//!
+//! Every change applied here reaches the snapshot's change log (and so `GET /api/v1/stream`)
+//! with the store's version; a reload is logged as the puts and deletes it amounts to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flipper::store::{Change, ChangeStream, Store};
+use flipper::store::{Change, ChangeStream, Store, Versioned};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -26,7 +29,7 @@ pub(crate) async fn load(store: &dyn Store, snapshot: &Snapshot) -> flipper::Res
     let mut items = Vec::with_capacity(entries.len());
     for entry in entries {
         match entry {
-            Ok(versioned) => items.push(versioned.item),
+            Ok(versioned) => items.push(versioned),
             Err(corrupt) => tracing::warn!(
                 flag = %corrupt.key,
                 error = %corrupt.error,
@@ -34,7 +37,7 @@ pub(crate) async fn load(store: &dyn Store, snapshot: &Snapshot) -> flipper::Res
             ),
         }
     }
-    snapshot.replace(items);
+    snapshot.replace_versioned(items);
     Ok(())
 }
 
@@ -117,7 +120,9 @@ impl Follower {
 
     async fn apply(&mut self, change: Change) {
         match change {
-            Change::Put { item, .. } => self.snapshot.put(item),
+            Change::Put { item, version } => {
+                self.snapshot.put_versioned(Versioned { item, version })
+            }
             Change::Delete { name } => self.snapshot.remove(&name),
             // `Resync` and any kind of change this version does not know.
             _ => self.reload().await,

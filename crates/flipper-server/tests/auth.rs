@@ -40,6 +40,12 @@ const WRITES: &[(&str, &str, Option<&str>, u16)] = &[
         Some(r#"{"k": 1}"#),
         204,
     ),
+    (
+        "PUT",
+        "/api/v1/flags/f",
+        Some(r#"{"feature_name": "f", "is_enabled": true, "meta": {"created_date": 1}}"#),
+        200,
+    ),
 ];
 
 const READS: &[(&str, &str, Option<&str>)] = &[

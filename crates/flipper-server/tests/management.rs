@@ -115,6 +115,8 @@ async fn get_list_and_delete() {
         .collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert!(r.json().get("unreadable").is_none());
+    // Each flag's version, as its ETag shows it, in the same order.
+    assert_eq!(r.json()["versions"][1], version.as_str());
     let r = call(
         &app,
         "GET",
@@ -126,7 +128,7 @@ async fn get_list_and_delete() {
     assert_eq!(r.json()["flags"][0]["feature_name"], "b");
     assert_eq!(r.json()["flags"].as_array().unwrap().len(), 1);
     let r = call(&app, "GET", "/api/v1/flags?offset=5", Some(SDK), None).await;
-    assert_eq!(r.body, r#"{"flags": []}"#);
+    assert_eq!(r.body, r#"{"flags": [], "versions": []}"#);
 
     let r = call(&app, "DELETE", "/api/v1/flags/b", Some(ADMIN), None).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::NO_CONTENT, ""));

@@ -109,6 +109,19 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// The store refused the credentials: a flipper server answered 401 (no token where one is
+    /// needed) or 403 (a token that may not do this, such as the SDK token for a write). Give
+    /// the store the right token ([`crate::store::OpenOptions::token`]).
+    #[error("{store} refused the request (HTTP {status}): {message}")]
+    Unauthorized {
+        /// The store.
+        store: String,
+        /// The HTTP status: 401 or 403.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
+
     /// The backend failed (network, server, driver).
     #[error("{store} store error: {source}")]
     Backend {

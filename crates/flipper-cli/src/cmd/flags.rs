@@ -111,14 +111,61 @@ async fn get_item(client: &FeatureFlagClient, name: &str) -> Result<Item, CliErr
 }
 
 /// Reads and checks the whole export file, then writes each flag (replacing same-named ones).
+/// Nothing is written unless every flag in the file is valid. With a terminal on standard
+/// error and more than [`PROGRESS_FROM`] flags, a progress line shows how far it got.
 async fn import(client: &FeatureFlagClient, file: &str) -> Result<(), CliError> {
     let (path, text) = input::read_file(file)?;
     let items =
         export::parse(&text).map_err(|message| flipper::Error::InvalidFile { path, message })?;
+    let mut progress = Progress::new(items.len());
     for item in items.values() {
         client.store().put(item, PutMode::Overwrite).await?;
+        progress.step();
     }
+    progress.finish();
     Ok(())
+}
+
+/// Imports of more flags than this show progress.
+const PROGRESS_FROM: usize = 200;
+
+/// "importing 1234/10000 flags" on standard error, rewritten in place, when it is a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    shown: Option<usize>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            total,
+            done: 0,
+            shown: None,
+            enabled: total > PROGRESS_FROM && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn step(&mut self) {
+        self.done += 1;
+        // Redraw at most once per percent.
+        let percent = self.done * 100 / self.total.max(1);
+        if self.enabled && self.shown != Some(percent) {
+            self.shown = Some(percent);
+            eprint!(
+                "\rimporting {}/{} flags ({percent}%)",
+                self.done, self.total
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
 }
 
 fn line(mut text: String) -> String {

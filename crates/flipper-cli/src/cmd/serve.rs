@@ -2,22 +2,20 @@
 
 use std::time::Duration;
 
+use flipper::store::OpenOptions;
 use flipper_server::{DEFAULT_STORE_URL, ServerConfig};
 
 use crate::cli::ServeArgs;
 use crate::error::CliError;
 
 /// Opens the store, starts logging and serves until SIGINT or SIGTERM.
-pub(crate) async fn run(store: Option<&str>, args: ServeArgs) -> Result<String, CliError> {
-    let poll_interval = Duration::try_from_secs_f64(args.poll_interval)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            CliError::input(format!(
-                "--poll-interval must be a number of seconds above 0, not {}",
-                args.poll_interval
-            ))
-        })?;
+pub(crate) async fn run(
+    store: Option<&str>,
+    options: &OpenOptions,
+    args: ServeArgs,
+) -> Result<String, CliError> {
+    let poll_interval = seconds("--poll-interval", args.poll_interval)?;
+    let heartbeat_interval = seconds("--heartbeat-interval", args.heartbeat_interval)?;
     let mut config = ServerConfig::default();
     config.listen = args.listen;
     config.admin_token = args.admin_token;
@@ -25,12 +23,26 @@ pub(crate) async fn run(store: Option<&str>, args: ServeArgs) -> Result<String, 
     config.insecure = args.insecure;
     config.max_body_bytes = args.max_body_bytes;
     config.poll_interval = poll_interval;
+    config.stream_log_size = args.stream_log_size;
+    config.heartbeat_interval = heartbeat_interval;
     // A bad setting is refused before the store is opened (opening `redb:` creates its file).
     config.validate(config.listen)?;
-    let store = flipper::store::open(store.unwrap_or(DEFAULT_STORE_URL))?;
+    let store = flipper::store::open_with(store.unwrap_or(DEFAULT_STORE_URL), options)?;
     init_logging();
     flipper_server::serve(config, store).await?;
     Ok(String::new())
+}
+
+/// A duration option, in seconds above 0.
+fn seconds(option: &str, value: f64) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::input(format!(
+                "{option} must be a number of seconds above 0, not {value}"
+            ))
+        })
 }
 
 /// Structured logs on standard error; `RUST_LOG` sets the filter (default `info`).

@@ -24,6 +24,7 @@ use flipper_core::json;
 use crate::auth::Read;
 use crate::body::{self, JsonBody};
 use crate::error::{ApiError, json_response};
+use crate::metrics::Api;
 use crate::state::AppState;
 
 pub(super) async fn evaluate(
@@ -43,11 +44,13 @@ pub(super) async fn evaluate(
     }
     let checks = Checks::from(context);
     let flags = state.snapshot().all();
+    let metrics = state.metrics();
     let mut results = Object::with_capacity(names.as_ref().map_or(flags.len(), Vec::len));
     match names {
         None => {
             for (name, item) in flags.iter() {
                 let e = evaluate_item(item, &checks, &SystemEnv);
+                metrics.evaluation(Api::Evaluate, &flags, name, &e);
                 results.insert(name.to_owned(), entry(&e));
             }
         }
@@ -58,6 +61,7 @@ pub(super) async fn evaluate(
                 }
                 let item = flags.get(name).map(|item| &**item);
                 let e = evaluate_or_default(item, &checks, default, &SystemEnv);
+                metrics.evaluation(Api::Evaluate, &flags, name, &e);
                 results.insert(name.to_owned(), entry(&e));
             }
         }

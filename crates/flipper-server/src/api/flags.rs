@@ -16,8 +16,9 @@ use crate::error::{ApiError, json_response};
 use crate::path::{FlagName, encode_segment, query, validate_name};
 use crate::state::AppState;
 
-/// `GET /api/v1/flags?limit=&offset=`: `{"flags": [stored flag, ...]}` in the store's order,
-/// plus `"unreadable": [{"name", "error"}]` for stored flags that cannot be read.
+/// `GET /api/v1/flags?limit=&offset=`: `{"flags": [stored flag, ...], "versions": [ETAG, ...]}`
+/// in the store's order (each flag's version as its `ETag` shows it, without quotes), plus
+/// `"unreadable": [{"name", "error"}]` for stored flags that cannot be read.
 pub(super) async fn list(
     _: Read,
     State(state): State<AppState>,
@@ -40,10 +41,14 @@ pub(super) async fn list(
     }
     let entries = state.store().list(limit, offset).await?;
     let mut flags = Vec::with_capacity(entries.len());
+    let mut versions = Vec::with_capacity(entries.len());
     let mut unreadable = Vec::new();
     for entry in entries {
         match entry {
-            Ok(versioned) => flags.push(versioned.item.to_value()),
+            Ok(versioned) => {
+                flags.push(versioned.item.to_value());
+                versions.push(Value::from(crate::etag::token(&versioned.version)));
+            }
             Err(corrupt) => {
                 let mut o = Object::with_capacity(2);
                 o.insert("name".into(), Value::from(corrupt.key));
@@ -52,8 +57,9 @@ pub(super) async fn list(
             }
         }
     }
-    let mut body = Object::with_capacity(2);
+    let mut body = Object::with_capacity(3);
     body.insert("flags".into(), Value::List(flags));
+    body.insert("versions".into(), Value::List(versions));
     if !unreadable.is_empty() {
         body.insert("unreadable".into(), Value::List(unreadable));
     }
@@ -195,23 +201,9 @@ fn ok_json(value: &Value) -> Response {
     ok_body(json::to_string(value))
 }
 
-/// Adds the store's version as a strong ETag (hashed when it is not a plain token).
-fn with_etag(mut response: Response, version: &Version) -> Response {
-    let text = version.to_string();
-    let plain = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    let tag = if plain {
-        text
-    } else {
-        use sha1::{Digest, Sha1};
-        Sha1::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    if let Ok(value) = HeaderValue::try_from(format!("\"{tag}\"")) {
+/// Adds the store's version as a strong ETag (see `etag.rs`).
+pub(super) fn with_etag(mut response: Response, version: &Version) -> Response {
+    if let Some(value) = crate::etag::header(version) {
         response.headers_mut().insert(ETAG, value);
     }
     response

@@ -8,6 +8,7 @@
 //! | GET | `/api/v1/flags?limit=&offset=` | read | 200 |
 //! | POST | `/api/v1/flags[?overwrite=true]` | write | 201 |
 //! | GET | `/api/v1/flags/{name}` | read | 200 |
+//! | PUT | `/api/v1/flags/{name}` (stored form, `If-Match` / `If-None-Match`) | write | 200 (412) |
 //! | DELETE | `/api/v1/flags/{name}` | write | 204 |
 //! | POST | `/api/v1/flags/{name}/enable`, `/disable` | write | 204 |
 //! | POST | `/api/v1/flags/{name}/conditions` | write | 204 |
@@ -19,18 +20,23 @@
 //! | POST | `/api/v1/evaluate` | read | 200 |
 //! | POST | `/ofrep/v1/evaluate/flags/{key}` | read | 200 |
 //! | POST | `/ofrep/v1/evaluate/flags` | read | 200 / 304 |
+//! | GET | `/api/v1/stream` (server-sent events) | read | 200 |
+//! | GET | `/api/v1/openapi.json` | none | 200 |
+//! | GET | `/metrics` | read | 200 |
 
 mod conditions;
 mod evaluate;
 mod flags;
 mod health;
+mod meta;
 mod ofrep;
+mod stored;
 
 use std::any::Any;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -48,7 +54,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flags", get(flags::list).post(flags::create))
         .route(
             "/api/v1/flags/{name}",
-            get(flags::get_flag).delete(flags::destroy),
+            get(flags::get_flag)
+                .put(stored::put_flag)
+                .delete(flags::destroy),
         )
         .route("/api/v1/flags/{name}/enable", post(flags::enable))
         .route("/api/v1/flags/{name}/disable", post(flags::disable))
@@ -66,12 +74,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/flags/{name}/meta", get(flags::get_meta))
         .route("/api/v1/evaluate", post(evaluate::evaluate))
+        .route("/api/v1/stream", get(crate::stream::subscribe))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
+        .route("/api/v1/openapi.json", get(meta::openapi))
+        .route("/metrics", get(meta::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -88,8 +99,9 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal("the server hit a bug while handling this request").into_response()
 }
 
-/// One line per request: method, route (the pattern, not the path), status, latency.
-async fn log_request(request: Request, next: Next) -> Response {
+/// One line per request: method, route (the pattern, not the path), status, latency; the
+/// same in the metrics.
+async fn log_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -97,7 +109,8 @@ async fn log_request(request: Request, next: Next) -> Response {
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
     let start = Instant::now();
     let response = next.run(request).await;
-    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took = start.elapsed();
+    let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     tracing::info!(
         target: "flipper_server::request",
         method = %method,
@@ -106,5 +119,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         latency_us,
         "request"
     );
+    let status = response.status().as_u16();
+    state.metrics().http_request(&method, route, status, took);
     response
 }

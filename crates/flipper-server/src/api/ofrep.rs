@@ -33,6 +33,7 @@ use sha1::{Digest, Sha1};
 use crate::auth::Read;
 use crate::body::JsonBody;
 use crate::error::{ApiError, OfrepError, json_response};
+use crate::metrics::Api;
 use crate::path::FlagName;
 use crate::snapshot::FlagSet;
 use crate::state::AppState;
@@ -50,10 +51,13 @@ pub(super) async fn single(
     if !state.snapshot().is_loaded() {
         return Err(OfrepError::from_api(ApiError::not_ready(), Some(&key)));
     }
-    let Some(item) = state.snapshot().get(&key) else {
+    let flags = state.snapshot().all();
+    let Some(item) = flags.get(&key) else {
+        state.metrics().evaluation_of_missing_flag(Api::Ofrep);
         return Err(OfrepError::flag_not_found(&key));
     };
-    let e = evaluate(&item, &checks, &SystemEnv);
+    let e = evaluate(item, &checks, &SystemEnv);
+    state.metrics().evaluation(Api::Ofrep, &flags, &key, &e);
     if let Some(error) = e.error_detail() {
         return Err(OfrepError::evaluation_failed(&key, error.to_string()));
     }
@@ -85,6 +89,7 @@ pub(super) async fn bulk(
             .iter()
             .map(|(name, item)| {
                 let e = evaluate(item, &checks, &SystemEnv);
+                state.metrics().evaluation(Api::Ofrep, &flags, name, &e);
                 match e.error_detail() {
                     Some(error) => {
                         OfrepError::evaluation_failed(name, error.to_string()).to_value()

@@ -17,9 +17,10 @@
 //! | [`MemoryStore`] | `memory:` | counter | yes |
 //! | [`JsonFileStore`] | `json:PATH` | content digest | this process's writes |
 //! | [`RedbStore`] | `redb:PATH` | counter, in the file | this process's writes (the file is locked to one process) |
+//! | `HttpStore` | `http://HOST:PORT` | the server's `ETag` | every write the server sees (its change stream) |
 //!
 //! [`JsonFileStore`] and [`RedbStore`] are behind the default cargo features `json-file` and
-//! `redb`.
+//! `redb`; `HttpStore` behind the feature `http` (and `https://` behind `http-tls`).
 
 use std::fmt;
 use std::pin::Pin;
@@ -33,6 +34,8 @@ use crate::error::Result;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(feature = "json-file")]
 mod json_file;
 mod memory;
@@ -41,13 +44,15 @@ mod ops;
 mod redb;
 mod url;
 
+#[cfg(feature = "http")]
+pub use http::HttpStore;
 #[cfg(feature = "json-file")]
 pub use json_file::JsonFileStore;
 pub use memory::MemoryStore;
 pub use ops::{MAX_CAS_ATTEMPTS, StoreExt};
 #[cfg(feature = "redb")]
 pub use redb::RedbStore;
-pub use url::open;
+pub use url::{OpenOptions, open, open_with};
 
 /// An opaque version of a stored flag, issued by its store. Compare for equality only.
 ///

@@ -1,5 +1,6 @@
-//! Opening a store from a URL: `memory:`, `json:PATH`, `redb:PATH`.
+//! Opening a store from a URL: `memory:`, `json:PATH`, `redb:PATH`, `http://HOST:PORT`.
 
+use std::fmt;
 use std::sync::Arc;
 
 use super::{MemoryStore, Store};
@@ -14,7 +15,57 @@ fn schemes() -> String {
     if cfg!(feature = "redb") {
         schemes.push("redb:PATH");
     }
+    if cfg!(feature = "http") {
+        schemes.push("http://HOST:PORT");
+    }
+    if cfg!(feature = "http-tls") {
+        schemes.push("https://HOST:PORT");
+    }
     schemes.join(", ")
+}
+
+/// What [`open_with`] needs besides the URL.
+///
+/// ```
+/// let options = flipper::store::OpenOptions::new().token("admin-token");
+/// let store = flipper::store::open_with("memory:", &options).unwrap(); // a token only matters for http(s)://
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// The bearer token of an `http://` / `https://` store (a flipper server's admin token, to
+    /// write; its SDK token is enough to read). Other stores ignore it.
+    pub token: Option<String>,
+}
+
+impl OpenOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With this bearer token.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+}
+
+impl fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Opens the store a URL names, without options ([`open_with`]).
+///
+/// # Errors
+/// See [`open_with`].
+pub fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, &OpenOptions::default())
 }
 
 /// Opens the store a URL names.
@@ -24,6 +75,7 @@ fn schemes() -> String {
 /// | `memory:` | a new, empty [`MemoryStore`] |
 /// | `json:PATH` | a [`super::JsonFileStore`] on `PATH` (relative to the working directory) |
 /// | `redb:PATH` | a [`super::RedbStore`] on the database file `PATH`, created if missing |
+/// | `http://HOST:PORT[/PATH]`, `https://...` | an `HttpStore`: the flipper server there, with [`OpenOptions::token`] |
 ///
 /// ```
 /// let store = flipper::store::open("memory:").unwrap();
@@ -31,14 +83,19 @@ fn schemes() -> String {
 /// assert!(flipper::store::open("nope://x").is_err());
 /// ```
 ///
-/// `PATH` may follow `//` (`json:///tmp/flags.json`). The `json:` and `redb:` schemes exist
-/// when their cargo features (`json-file`, `redb`; both default) are on.
+/// `PATH` may follow `//` (`json:///tmp/flags.json`). The `json:`, `redb:`, `http:` and
+/// `https:` schemes exist when their cargo features (`json-file`, `redb`, `http`, `http-tls`)
+/// are on. A token must not be part of an `http://` URL: give it in `options`.
 ///
 /// # Errors
 /// [`Error::InvalidStoreUrl`] for an unknown scheme or a malformed URL; for `redb:`, the errors
 /// of [`super::RedbStore::open`] (the database is opened at once, and stays locked while the
-/// store lives).
-pub fn open(url: &str) -> Result<Arc<dyn Store>> {
+/// store lives). Opening an `http://` store sends nothing: a server that cannot be reached is
+/// reported by the first operation.
+pub fn open_with(
+    url: &str,
+    #[cfg_attr(not(feature = "http"), allow(unused_variables))] options: &OpenOptions,
+) -> Result<Arc<dyn Store>> {
     let invalid = |reason: String| Error::InvalidStoreUrl {
         url: url.to_owned(),
         reason,
@@ -73,6 +130,14 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
             }
             Ok(Arc::new(super::RedbStore::open(path)?))
         }
+        #[cfg(feature = "http")]
+        "http" | "https" => {
+            let store = super::HttpStore::new(url)?;
+            Ok(Arc::new(match &options.token {
+                Some(token) => store.with_token(token.as_str()),
+                None => store,
+            }))
+        }
         other => Err(invalid(format!(
             "unknown scheme {other:?}; expected one of {}",
             schemes()
@@ -100,6 +165,24 @@ mod tests {
         ] {
             let err = open(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn http_urls_name_a_server_and_keep_the_token_out_of_sight() {
+        let options = OpenOptions::new().token("hunter2");
+        let store = open_with("http://127.0.0.1:1/", &options).unwrap();
+        assert_eq!(store.to_string(), "http://127.0.0.1:1");
+        assert!(!format!("{store:?} {options:?}").contains("hunter2"));
+        let err = open("http://user:hunter2@h:1").unwrap_err().to_string();
+        assert!(
+            err.contains("no credentials") && !err.contains("hunter2"),
+            "{err}"
+        );
+        if !cfg!(feature = "http-tls") {
+            let err = open("https://h").unwrap_err().to_string();
+            assert!(err.contains("http-tls"), "{err}");
         }
     }
 
