@@ -283,3 +283,32 @@ async fn scrape_after_traffic() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn open_streams_are_counted() {
+    let (app, _state) = app(Arc::new(MemoryStore::new())).await;
+    let subscribers = async || {
+        let (_, _, text) = scrape(&app, Some(SDK), None).await;
+        value(&parse(&text).0, "flipper_stream_subscribers")
+    };
+    assert_eq!(subscribers().await, 0.0);
+    let open = |_| {
+        let request = Request::builder()
+            .uri("/api/v1/stream")
+            .header("authorization", format!("Bearer {SDK}"))
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+    let first = open(()).await.unwrap();
+    let second = open(()).await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!(subscribers().await, 2.0);
+    drop(first);
+    assert_eq!(subscribers().await, 1.0);
+    drop(second);
+    assert_eq!(subscribers().await, 0.0);
+}
