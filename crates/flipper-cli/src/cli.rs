@@ -367,7 +367,8 @@ Example:
     #[command(after_help = "\
 FILE is in the export format (see `flipper flags export`); `-` reads standard input. The whole \
 file is checked before anything is written. Flags with the same name are replaced; other flags \
-in the store are kept.
+in the store are kept. memory:, json: and redb: stores take the file in one all-or-nothing \
+write; a server (http://) takes the flags one by one, with a progress line on a terminal.
 
 Examples:
   flipper flags import backup.json

@@ -37,6 +37,12 @@ impl Store for WritesFail {
             source: "connection reset".into(),
         })
     }
+    async fn put_many(&self, _items: &[Item]) -> flipper::Result<Vec<Version>> {
+        Err(Error::Backend {
+            store: self.to_string(),
+            source: "connection reset".into(),
+        })
+    }
     async fn delete(&self, _name: &str) -> flipper::Result<bool> {
         Err(Error::Backend {
             store: self.to_string(),

@@ -110,16 +110,25 @@ async fn get_item(client: &FeatureFlagClient, name: &str) -> Result<Item, CliErr
     }
 }
 
-/// Reads and checks the whole export file, then writes each flag (replacing same-named ones).
-/// Nothing is written unless every flag in the file is valid. With a terminal on standard
-/// error and more than [`PROGRESS_FROM`] flags, a progress line shows how far it got.
+/// Reads and checks the whole export file, then writes its flags (replacing same-named ones).
+/// Nothing is written unless every flag in the file is valid. A store with atomic batches
+/// (memory, JSON file, redb) takes the whole file in one write; on others (a server) flags are
+/// written one by one, and with a terminal on standard error and more than [`PROGRESS_FROM`]
+/// flags a progress line shows how far it got.
 async fn import(client: &FeatureFlagClient, file: &str) -> Result<(), CliError> {
     let (path, text) = input::read_file(file)?;
     let items =
         export::parse(&text).map_err(|message| flipper::Error::InvalidFile { path, message })?;
+    let store = client.store();
+    if store.capabilities().atomic_batch {
+        // One transaction: all of the file or nothing.
+        let items: Vec<Item> = items.into_values().collect();
+        store.put_many(&items).await?;
+        return Ok(());
+    }
     let mut progress = Progress::new(items.len());
     for item in items.values() {
-        client.store().put(item, PutMode::Overwrite).await?;
+        store.put(item, PutMode::Overwrite).await?;
         progress.step();
     }
     progress.finish();

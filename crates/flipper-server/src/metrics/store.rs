@@ -59,6 +59,10 @@ impl Store for InstrumentedStore {
         self.timed("put", self.inner.put(item, mode)).await
     }
 
+    async fn put_many(&self, items: &[Item]) -> flipper::Result<Vec<Version>> {
+        self.timed("put_many", self.inner.put_many(items)).await
+    }
+
     async fn delete(&self, name: &str) -> flipper::Result<bool> {
         self.timed("delete", self.inner.delete(name)).await
     }

@@ -224,6 +224,10 @@ impl Store for Rigged {
         }
         self.inner.put(item, mode).await
     }
+    async fn put_many(&self, items: &[Item]) -> flipper::Result<Vec<Version>> {
+        self.check()?;
+        self.inner.put_many(items).await
+    }
     async fn delete(&self, name: &str) -> flipper::Result<bool> {
         self.check()?;
         self.inner.delete(name).await

@@ -117,6 +117,28 @@ pub async fn set_meta_replaces_meta(store: &dyn Store) {
     assert_eq!(got.is_enabled, Value::Bool(true));
 }
 
+/// `put_many` writes every flag, replacing same-named ones, with the versions it returns.
+pub async fn put_many_writes_every_flag(store: &dyn Store) {
+    store
+        .put(&rich_item("b"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let items = [
+        Item::new("a", true, 1),
+        Item::new("b", false, 2),
+        rich_item("c"),
+    ];
+    let versions = store.put_many(&items).await.unwrap();
+    assert_eq!(versions.len(), 3);
+    for (item, version) in items.iter().zip(&versions) {
+        let got = store.get(&item.feature_name).await.unwrap().unwrap();
+        assert_eq!(got.item.serialize(), item.serialize());
+        assert_eq!(&got.version, version);
+    }
+    assert!(store.put_many(&[]).await.unwrap().is_empty());
+    assert_eq!(store.list(None, 0).await.unwrap().len(), 3);
+}
+
 /// `delete` removes a flag; deleting a missing flag is fine.
 pub async fn delete_removes(store: &dyn Store) {
     store
@@ -294,7 +316,8 @@ macro_rules! store_conformance_tests {
     ($make:expr) => {
         $crate::store_conformance_tests!(@ref $make;
             get_missing_is_none, put_get_round_trips_exactly, create_overwrites,
-            set_keeps_meta_and_creates_missing, set_meta_replaces_meta, delete_removes,
+            set_keeps_meta_and_creates_missing, set_meta_replaces_meta, put_many_writes_every_flag,
+            delete_removes,
             list_orders_and_pages, conditional_puts_check_preconditions,
             watch_reports_changes_in_order);
         $crate::store_conformance_tests!(@arc $make;

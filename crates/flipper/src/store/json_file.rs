@@ -209,6 +209,7 @@ impl Store for JsonFileStore {
         Capabilities::default()
             .with_conditional_put(true)
             .with_watch(true)
+            .with_atomic_batch(true)
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {
@@ -254,6 +255,31 @@ impl Store for JsonFileStore {
                 version
             });
         Ok(version.expect("put always writes"))
+    }
+
+    async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>> {
+        let items = items.to_vec();
+        let written = self
+            .blocking(move |inner| {
+                inner.modify(|flags| {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        let version = Version::of_bytes(&item.serialize());
+                        flags.insert(item.feature_name.clone(), (item.clone(), version.clone()));
+                        out.push((version.clone(), Change::Put { item, version }));
+                    }
+                    Ok(Some(out))
+                })
+            })
+            .await?
+            .unwrap_or_default();
+        Ok(written
+            .into_iter()
+            .map(|(version, change)| {
+                let _ = self.inner.changes.send(change);
+                version
+            })
+            .collect())
     }
 
     async fn delete(&self, name: &str) -> Result<bool> {

@@ -89,6 +89,7 @@ impl Store for MemoryStore {
             .with_conditional_put(true)
             .with_watch(true)
             .with_watch_external(true)
+            .with_atomic_batch(true)
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {
@@ -123,6 +124,25 @@ impl Store for MemoryStore {
             version: version.clone(),
         });
         Ok(version)
+    }
+
+    async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>> {
+        let mut state = self.state();
+        let mut versions = Vec::with_capacity(items.len());
+        for item in items {
+            let seq = state.next_version;
+            state.next_version += 1;
+            state
+                .flags
+                .insert(item.feature_name.clone(), (item.clone(), seq));
+            let version = Version::from_seq(seq);
+            let _ = self.changes.send(Change::Put {
+                item: item.clone(),
+                version: version.clone(),
+            });
+            versions.push(version);
+        }
+        Ok(versions)
     }
 
     async fn delete(&self, name: &str) -> Result<bool> {

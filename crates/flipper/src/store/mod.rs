@@ -136,6 +136,8 @@ pub struct Capabilities {
     pub watch: bool,
     /// Changes made by *other processes* reach [`Store::watch`] too.
     pub watch_external: bool,
+    /// [`Store::put_many`] writes all or nothing.
+    pub atomic_batch: bool,
 }
 
 impl Capabilities {
@@ -152,6 +154,11 @@ impl Capabilities {
     /// With change notification that includes other processes' writes.
     pub fn with_watch_external(mut self, yes: bool) -> Self {
         self.watch_external = yes;
+        self
+    }
+    /// With all-or-nothing batch writes.
+    pub fn with_atomic_batch(mut self, yes: bool) -> Self {
+        self.atomic_batch = yes;
         self
     }
 }
@@ -217,6 +224,15 @@ pub trait Store: fmt::Debug + fmt::Display + Send + Sync + 'static {
     /// [`Capabilities::conditional_put`]; backend errors.
     async fn put(&self, item: &Item, mode: PutMode) -> Result<Version>;
 
+    /// Writes every item with [`PutMode::Overwrite`] (replacing flags of the same names) and
+    /// returns their new versions, in order. With [`Capabilities::atomic_batch`] it writes all
+    /// or nothing; otherwise it writes in order, and a failure leaves the earlier items written.
+    /// Imports use it: one transaction instead of one per flag.
+    ///
+    /// # Errors
+    /// Backend errors.
+    async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>>;
+
     /// Deletes a flag; deleting a missing flag is not an error. Returns whether it existed.
     ///
     /// # Errors
@@ -246,6 +262,9 @@ macro_rules! forward_store {
             }
             async fn put(&self, item: &Item, mode: PutMode) -> Result<Version> {
                 (**self).put(item, mode).await
+            }
+            async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>> {
+                (**self).put_many(items).await
             }
             async fn delete(&self, name: &str) -> Result<bool> {
                 (**self).delete(name).await

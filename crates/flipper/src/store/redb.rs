@@ -254,18 +254,71 @@ impl Inner {
             }
             txn.open_table(FLAGS).map_err(|e| table("flags", e))?;
             txn.open_table(VERSIONS).map_err(|e| table("versions", e))?;
-            Ok(Some(((), None)))
+            Ok(Some(((), Vec::new())))
         })?;
         Ok(())
     }
 
-    /// Runs `change` in one write transaction. When it returns `Some((out, change))`, the
-    /// transaction is committed durably and `change` (if any) is broadcast before the next write
-    /// can start, so watchers see changes in commit order; when it returns `None` or fails, the
+    /// Writes one flag inside `txn` if `mode`'s precondition holds, with the next sequence
+    /// number as its version.
+    fn put_in(
+        &self,
+        txn: &WriteTransaction,
+        item: Item,
+        mode: &PutMode,
+    ) -> Result<(Version, Change)> {
+        let backend = |e: StorageError| self.backend(e);
+        let open = |e| self.backend(e);
+        let name = item.feature_name.as_str();
+        let mut flags = txn.open_table(FLAGS).map_err(open)?;
+        let mut versions = txn.open_table(VERSIONS).map_err(open)?;
+        let mut meta = txn.open_table(META).map_err(open)?;
+        let current = if flags.get(name).map_err(backend)?.is_some() {
+            Some(
+                versions
+                    .get(name)
+                    .map_err(backend)?
+                    .map_or(0, |g| g.value()),
+            )
+        } else {
+            None
+        };
+        match (mode, current) {
+            (PutMode::Create, Some(_)) => {
+                return Err(Error::AlreadyExists { name: name.into() });
+            }
+            (PutMode::Update(expected), current)
+                if current.map(Version::from_seq).as_ref() != Some(expected) =>
+            {
+                return Err(Error::Conflict { name: name.into() });
+            }
+            _ => {}
+        }
+        let last = meta
+            .get(LAST_SEQ_KEY)
+            .map_err(backend)?
+            .map_or(0, |g| g.value());
+        let seq = last.checked_add(1).ok_or_else(|| {
+            self.backend(StorageError::Corrupted(format!(
+                "{LAST_SEQ_KEY} is at its maximum ({last})"
+            )))
+        })?;
+        meta.insert(LAST_SEQ_KEY, seq).map_err(backend)?;
+        flags
+            .insert(name, item.serialize().as_slice())
+            .map_err(backend)?;
+        versions.insert(name, seq).map_err(backend)?;
+        let version = Version::from_seq(seq);
+        Ok((version.clone(), Change::Put { item, version }))
+    }
+
+    /// Runs `change` in one write transaction. When it returns `Some((out, changes))`, the
+    /// transaction is committed durably and `changes` are broadcast before the next write can
+    /// start, so watchers see changes in commit order; when it returns `None` or fails, the
     /// transaction is discarded.
     fn write<T>(
         &self,
-        change: impl FnOnce(&WriteTransaction) -> Result<Option<(T, Option<Change>)>>,
+        change: impl FnOnce(&WriteTransaction) -> Result<Option<(T, Vec<Change>)>>,
     ) -> Result<Option<T>> {
         // The mutex guards no data: a panic while holding it leaves nothing inconsistent.
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -275,7 +328,7 @@ impl Inner {
         match change(&txn) {
             Ok(Some((out, notify))) => {
                 txn.commit().map_err(|e| self.backend(e))?;
-                if let Some(notify) = notify {
+                for notify in notify {
                     // No receivers is fine: nobody is watching.
                     let _ = self.changes.send(notify);
                 }
@@ -317,6 +370,7 @@ impl Store for RedbStore {
             .with_conditional_put(true)
             .with_watch(true)
             .with_watch_external(true)
+            .with_atomic_batch(true)
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {
@@ -350,55 +404,9 @@ impl Store for RedbStore {
         let item = item.clone();
         let written = self
             .blocking(move |inner| {
-                let backend = |e: StorageError| inner.backend(e);
-                let open = |e| inner.backend(e);
                 inner.write(|txn| {
-                    let name = item.feature_name.as_str();
-                    let mut flags = txn.open_table(FLAGS).map_err(open)?;
-                    let mut versions = txn.open_table(VERSIONS).map_err(open)?;
-                    let mut meta = txn.open_table(META).map_err(open)?;
-                    let exists = flags.get(name).map_err(backend)?.is_some();
-                    let current = if exists {
-                        Some(
-                            versions
-                                .get(name)
-                                .map_err(backend)?
-                                .map_or(0, |g| g.value()),
-                        )
-                    } else {
-                        None
-                    };
-                    match (&mode, current) {
-                        (PutMode::Create, Some(_)) => {
-                            return Err(Error::AlreadyExists { name: name.into() });
-                        }
-                        (PutMode::Update(expected), current)
-                            if current.map(Version::from_seq).as_ref() != Some(expected) =>
-                        {
-                            return Err(Error::Conflict { name: name.into() });
-                        }
-                        _ => {}
-                    }
-                    let last = meta
-                        .get(LAST_SEQ_KEY)
-                        .map_err(backend)?
-                        .map_or(0, |g| g.value());
-                    let seq = last.checked_add(1).ok_or_else(|| {
-                        inner.backend(StorageError::Corrupted(format!(
-                            "{LAST_SEQ_KEY} is at its maximum ({last})"
-                        )))
-                    })?;
-                    meta.insert(LAST_SEQ_KEY, seq).map_err(backend)?;
-                    flags
-                        .insert(name, item.serialize().as_slice())
-                        .map_err(backend)?;
-                    versions.insert(name, seq).map_err(backend)?;
-                    let version = Version::from_seq(seq);
-                    let change = Change::Put {
-                        item: item.clone(),
-                        version: version.clone(),
-                    };
-                    Ok(Some((version, Some(change))))
+                    let (version, change) = inner.put_in(txn, item, &mode)?;
+                    Ok(Some((version, vec![change])))
                 })
             })
             .await?;
@@ -406,6 +414,25 @@ impl Store for RedbStore {
             store: self.to_string(),
             source: "a put wrote nothing".into(),
         })
+    }
+
+    async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>> {
+        let items = items.to_vec();
+        let written = self
+            .blocking(move |inner| {
+                inner.write(|txn| {
+                    let mut versions = Vec::with_capacity(items.len());
+                    let mut changes = Vec::with_capacity(items.len());
+                    for item in items {
+                        let (version, change) = inner.put_in(txn, item, &PutMode::Overwrite)?;
+                        versions.push(version);
+                        changes.push(change);
+                    }
+                    Ok(Some((versions, changes)))
+                })
+            })
+            .await?;
+        Ok(written.unwrap_or_default())
     }
 
     async fn delete(&self, name: &str) -> Result<bool> {
@@ -420,9 +447,9 @@ impl Store for RedbStore {
                     let existed = flags.remove(name.as_str()).map_err(backend)?.is_some();
                     let had_version = versions.remove(name.as_str()).map_err(backend)?.is_some();
                     Ok(match (existed, had_version) {
-                        (true, _) => Some((true, Some(Change::Delete { name: name.clone() }))),
+                        (true, _) => Some((true, vec![Change::Delete { name: name.clone() }])),
                         // A stray version without its flag: drop it, report nothing.
-                        (false, true) => Some((false, None)),
+                        (false, true) => Some((false, Vec::new())),
                         (false, false) => None,
                     })
                 })

@@ -288,6 +288,15 @@ impl Store for HttpStore {
         }
     }
 
+    async fn put_many(&self, items: &[Item]) -> Result<Vec<Version>> {
+        // One request per flag: the server has no batch write, so this is not atomic.
+        let mut versions = Vec::with_capacity(items.len());
+        for item in items {
+            versions.push(self.put(item, PutMode::Overwrite).await?);
+        }
+        Ok(versions)
+    }
+
     async fn delete(&self, name: &str) -> Result<bool> {
         let request = self.request(Method::DELETE, self.flag_url(name)?);
         self.settle_watchers().await;
