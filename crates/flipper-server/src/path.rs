@@ -58,22 +58,9 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Percent-encodes a flag name as one path segment (everything but `A-Z a-z 0-9 - . _ ~`).
-pub(crate) fn encode_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// Percent-encodes a flag name as one path segment (the library's rule, shared with the HTTP
+/// store).
+pub(crate) use flipper::store::encode_path_segment as encode_segment;
 
 /// The `key=value` pairs of a query string, decoded (`+` is a space), each key one of
 /// `allowed`.

@@ -81,13 +81,7 @@ impl JsonFileStore {
         &self,
         f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| Error::Backend {
-                store: self.to_string(),
-                source: Box::new(e),
-            })?
+        super::blocking(self, &self.inner, f).await
     }
 }
 

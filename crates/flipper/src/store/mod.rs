@@ -280,6 +280,48 @@ macro_rules! forward_store {
 }
 forward_store!(Arc<S>, Box<S>);
 
+/// Runs a store's blocking work (file or database I/O) on tokio's blocking pool.
+#[cfg(any(feature = "json-file", feature = "redb"))]
+pub(crate) async fn blocking<I, T>(
+    store: &(dyn fmt::Display + Sync),
+    inner: &Arc<I>,
+    f: impl FnOnce(&I) -> Result<T> + Send + 'static,
+) -> Result<T>
+where
+    I: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || f(&inner))
+        .await
+        .map_err(|e| crate::Error::Backend {
+            store: store.to_string(),
+            source: Box::new(e),
+        })?
+}
+
+/// Percent-encodes a flag name as one URL path segment (all but `A-Z a-z 0-9 - . _ ~`): how a
+/// flag appears in the server's routes (`/api/v1/flags/{name}`), for the server and the HTTP
+/// store alike.
+///
+/// ```
+/// assert_eq!(flipper::store::encode_path_segment("a/b ü"), "a%2Fb%20%C3%BC");
+/// ```
+pub fn encode_path_segment(name: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
 /// Applies `offset` then `limit` to an iterator, as every store's `list` does.
 pub(crate) fn page<T>(
     items: impl Iterator<Item = T>,

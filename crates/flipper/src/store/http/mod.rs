@@ -140,7 +140,10 @@ impl HttpStore {
                     .to_owned(),
             });
         }
-        self.url(&format!("/api/v1/flags/{}", encode_segment(name)))
+        self.url(&format!(
+            "/api/v1/flags/{}",
+            super::encode_path_segment(name)
+        ))
     }
 
     /// A request with the token.
@@ -187,22 +190,6 @@ fn redact(url: &str) -> String {
         Some(at) => format!("{scheme}://***{}", &rest[at..]),
         None => url.to_owned(),
     }
-}
-
-/// Percent-encodes `name` as one path segment (all but `A-Z a-z 0-9 - . _ ~`).
-fn encode_segment(name: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
 }
 
 impl fmt::Debug for HttpStore {
