@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -111,14 +112,32 @@ async fn log_request(State(state): State<AppState>, request: Request, next: Next
     let response = next.run(request).await;
     let took = start.elapsed();
     let latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(
-        target: "flipper_server::request",
-        method = %method,
-        route,
-        status = response.status().as_u16(),
-        latency_us,
-        "request"
-    );
+    let status = response.status();
+    // Every request is counted in /metrics; the log keeps what an operator reads: server
+    // errors (WARN), refused requests and changes to flags (INFO). Reads and evaluations, the
+    // bulk of the traffic, log at DEBUG (`RUST_LOG=flipper_server::request=debug`): an INFO line
+    // per evaluation costs a sixth of the server's throughput.
+    let is_change =
+        method != Method::GET && route.starts_with("/api/v1/flags") && status.is_success();
+    macro_rules! log {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "flipper_server::request",
+                method = %method,
+                route,
+                status = status.as_u16(),
+                latency_us,
+                "request"
+            )
+        };
+    }
+    if status.is_server_error() {
+        log!(warn);
+    } else if status.is_client_error() || is_change {
+        log!(info);
+    } else {
+        log!(debug);
+    }
     let status = response.status().as_u16();
     state.metrics().http_request(&method, route, status, took);
     response
