@@ -32,6 +32,8 @@ use futures_core::Stream;
 
 use crate::error::Result;
 
+#[cfg(feature = "cache")]
+mod cached;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 #[cfg(feature = "http")]
@@ -40,8 +42,13 @@ mod http;
 mod json_file;
 mod memory;
 mod ops;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redb")]
 mod redb;
+#[cfg(feature = "redis")]
+mod redis;
+mod replicated;
 mod url;
 
 #[cfg(feature = "http")]
@@ -247,6 +254,12 @@ pub trait Store: fmt::Debug + fmt::Display + Send + Sync + 'static {
     async fn list(&self, limit: Option<usize>, offset: usize) -> Result<Vec<ListEntry>>;
 
     /// Changes from now on, when [`Capabilities::watch`]; `None` otherwise.
+    ///
+    /// A store whose subscription is set up in the background (Redis, PostgreSQL, a flipper
+    /// server) makes this store's own writes wait until its open streams are live, so a write
+    /// made after `watch()` returns is always reported; such a stream may open with
+    /// [`Change::Resync`] when it goes live, and yields `Resync` again whenever it had to
+    /// reconnect. A consumer reloads everything on `Resync` and never misses a change.
     fn watch(&self) -> Option<ChangeStream>;
 }
 
