@@ -1,0 +1,1 @@
+//! Placeholder until the redis_store tests land.
