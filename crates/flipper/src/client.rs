@@ -267,11 +267,11 @@ impl FeatureFlagClient {
     }
 
     async fn switch(&self, name: &str, on: bool, pre: EventType, post: EventType) -> Result<()> {
-        self.must_exist(name).await?;
+        let current = self.must_exist(name).await?;
         self.emit(pre, name, Payload::None);
         self.inner
             .store
-            .update(name, |item| {
+            .update_from(name, Some(current), |item| {
                 item.is_enabled = Value::Bool(on);
                 Ok(())
             })
@@ -371,7 +371,7 @@ impl FeatureFlagClient {
         };
         // The events carry the merged data, which is only known after reading the flag.
         let current = self.must_exist(name).await?;
-        let mut preview = current.item.meta;
+        let mut preview = current.item.meta.clone();
         merge(&mut preview)?;
         self.emit(
             EventType::PreSetClientData,
@@ -381,7 +381,7 @@ impl FeatureFlagClient {
         let written = self
             .inner
             .store
-            .update(name, |item| merge(&mut item.meta))
+            .update_from(name, Some(current), |item| merge(&mut item.meta))
             .await?;
         self.emit(
             EventType::PostSetClientData,
@@ -417,16 +417,17 @@ impl FeatureFlagClient {
     ) -> Result<()> {
         // Validate before announcing the write: a rejected change emits nothing.
         let current = self.must_exist(name).await?;
-        let mut preview = current.item;
+        let mut preview = current.item.clone();
         change(&mut preview.meta)?;
         preview.validate().map_err(|e| Error::InvalidFlag {
             name: name.to_owned(),
             message: e.to_string(),
         })?;
         self.emit(pre, name, payload.clone());
+        // The existence check's read is the first attempt's read: one read, one write.
         self.inner
             .store
-            .update(name, |item| change(&mut item.meta))
+            .update_from(name, Some(current), |item| change(&mut item.meta))
             .await?;
         self.emit(post, name, payload);
         Ok(())

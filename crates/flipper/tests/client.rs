@@ -290,3 +290,90 @@ async fn create_new_refuses_an_existing_flag_without_events_or_writes() {
     let after = client.store().get("f").await.unwrap().unwrap().item;
     assert!(after.meta.conditions.is_empty());
 }
+
+/// A memory store that counts the operations reaching it.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryStore,
+    gets: std::sync::atomic::AtomicUsize,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn take(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.gets.swap(0, SeqCst), self.puts.swap(0, SeqCst))
+    }
+}
+
+impl fmt::Display for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("counting:")
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, name: &str) -> flipper::Result<Option<Versioned>> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(name).await
+    }
+    async fn put(&self, item: &Item, mode: PutMode) -> flipper::Result<Version> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.put(item, mode).await
+    }
+    async fn put_many(&self, items: &[Item]) -> flipper::Result<Vec<Version>> {
+        self.inner.put_many(items).await
+    }
+    async fn delete(&self, name: &str) -> flipper::Result<bool> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.delete(name).await
+    }
+    async fn list(&self, limit: Option<usize>, offset: usize) -> flipper::Result<Vec<ListEntry>> {
+        self.inner.list(limit, offset).await
+    }
+    fn watch(&self) -> Option<ChangeStream> {
+        self.inner.watch()
+    }
+}
+
+/// Each client operation costs one read and at most one write when nobody races it (Python's
+/// client reads up to three times per write).
+#[tokio::test]
+async fn client_operations_read_once_and_write_once() {
+    let store = Arc::new(Counting::default());
+    let client = FeatureFlagClient::from_arc(Arc::clone(&store) as Arc<dyn Store>);
+    client.create("f", false, None).await.unwrap();
+    assert_eq!(store.take(), (0, 1), "create");
+    client.is_enabled("f", &Checks::new()).await;
+    assert_eq!(store.take(), (1, 0), "is_enabled");
+    client.enable("f").await.unwrap();
+    assert_eq!(store.take(), (1, 1), "enable");
+    client.disable("f").await.unwrap();
+    assert_eq!(store.take(), (1, 1), "disable");
+    client
+        .add_condition("f", Condition::new().gte("age", 18))
+        .await
+        .unwrap();
+    assert_eq!(store.take(), (1, 1), "add_condition");
+    let mut data = flipper::Object::new();
+    data.insert("k".into(), 1.into());
+    client.set_client_data("f", data).await.unwrap();
+    assert_eq!(store.take(), (1, 1), "set_client_data");
+    client
+        .set_bucketer("f", Bucketer::percentage(Percentage::fixed(0.5)))
+        .await
+        .unwrap();
+    assert_eq!(store.take(), (1, 1), "set_bucketer");
+    client.destroy("f").await.unwrap();
+    assert_eq!(store.take(), (1, 1), "destroy");
+    assert!(client.enable("f").await.unwrap_err().is_flag_missing());
+    assert_eq!(
+        store.take(),
+        (1, 0),
+        "enable of a missing flag writes nothing"
+    );
+}

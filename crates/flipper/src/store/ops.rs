@@ -97,14 +97,40 @@ pub trait StoreExt: Store {
     /// # Errors
     /// [`Error::FlagDoesNotExist`] when the flag is missing, `change`'s own error,
     /// [`Error::InvalidFlag`] when the result cannot be stored, [`Error::TooManyConflicts`].
-    fn update<F>(&self, name: &str, mut change: F) -> impl Future<Output = Result<Versioned>> + Send
+    fn update<F>(&self, name: &str, change: F) -> impl Future<Output = Result<Versioned>> + Send
+    where
+        F: FnMut(&mut Item) -> Result<()> + Send,
+    {
+        async move {
+            let current = self.get(name).await?;
+            self.update_from(name, current, change).await
+        }
+    }
+
+    /// [`StoreExt::update`] starting from a read the caller already made (`current`, `None`
+    /// when the flag was missing), so a client that checked the flag exists spends no second
+    /// read: one read and one conditional write when nobody writes in between, one more of
+    /// each per conflict.
+    ///
+    /// # Errors
+    /// As [`StoreExt::update`].
+    fn update_from<F>(
+        &self,
+        name: &str,
+        current: Option<Versioned>,
+        mut change: F,
+    ) -> impl Future<Output = Result<Versioned>> + Send
     where
         F: FnMut(&mut Item) -> Result<()> + Send,
     {
         async move {
             let cas = self.capabilities().conditional_put;
+            let mut current = current;
             for attempt in 0..MAX_CAS_ATTEMPTS {
-                let Some(cur) = self.get(name).await? else {
+                if attempt > 0 {
+                    current = self.get(name).await?;
+                }
+                let Some(cur) = current.take() else {
                     return Err(Error::FlagDoesNotExist {
                         name: name.to_owned(),
                     });
