@@ -10,10 +10,10 @@ use crate::process::{self, Launch};
 
 /// Where `initdb` and `postgres` are: on `PATH`, else Debian's `/usr/lib/postgresql/*/bin`.
 fn bindir() -> Option<PathBuf> {
-    if let Some(initdb) = process::which("initdb") {
-        if process::which("postgres").is_some() {
-            return initdb.parent().map(Path::to_path_buf);
-        }
+    if let Some(initdb) = process::which("initdb")
+        && process::which("postgres").is_some()
+    {
+        return initdb.parent().map(Path::to_path_buf);
     }
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?

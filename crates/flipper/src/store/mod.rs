@@ -18,6 +18,15 @@
 //! | [`JsonFileStore`] | `json:PATH` | content digest | this process's writes |
 //! | [`RedbStore`] | `redb:PATH` | counter, in the file | this process's writes (the file is locked to one process) |
 //! | `HttpStore` | `http://HOST:PORT` | the server's `ETag` | every write the server sees (its change stream) |
+//! | `RedisStore` | `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...` | content digest | this store's writes in order (a change channel), other processes' through keyspace notifications or polling |
+//! | `PostgresStore` | `postgres://USER@HOST/DB` | SHA-256 of the stored bytes | every write to the table, any process (a trigger's `NOTIFY`) |
+//!
+//! Wrappers take other stores and are stores themselves:
+//!
+//! | wrapper | what it does |
+//! |---|---|
+//! | `CachedStore` | an LRU cache (optional TTL) over any store, kept fresh by the store's watch (cargo feature `cache`, on by default) |
+//! | [`ReplicatedStore`] | writes to a primary then to replicas in parallel (synchronous or not, one timeout), reads from the primary; replica failures reported |
 //!
 //! [`JsonFileStore`] and [`RedbStore`] are behind the default cargo features `json-file` and
 //! `redb`; `HttpStore` behind the feature `http` (and `https://` behind `http-tls`).
@@ -51,14 +60,26 @@ mod redis;
 mod replicated;
 mod url;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisStore};
+#[cfg(feature = "cache")]
+pub use cached::{
+    CacheOptions, CacheStats, CachedStore, Clock, DEFAULT_CACHE_SIZE, MonotonicClock,
+};
 #[cfg(feature = "http")]
 pub use http::HttpStore;
 #[cfg(feature = "json-file")]
 pub use json_file::JsonFileStore;
 pub use memory::MemoryStore;
 pub use ops::{MAX_CAS_ATTEMPTS, StoreExt};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresStore};
 #[cfg(feature = "redb")]
 pub use redb::RedbStore;
+pub use replicated::{
+    DEFAULT_REPLICATION_TIMEOUT, ReplicaFailure, ReplicaOperation, ReplicatedStore,
+    ReplicatedWrite, Replication,
+};
 pub use url::{OpenOptions, open, open_with};
 
 /// An opaque version of a stored flag, issued by its store. Compare for equality only.
