@@ -64,8 +64,61 @@ pub(crate) struct Cli {
     )]
     pub(crate) token: Option<String>,
 
+    /// A replica: every write to the store is then copied there (repeat, or separate URLs with
+    /// commas); reads use the store only
+    #[arg(
+        long = "replica",
+        global = true,
+        env = "FLIPPER_REPLICAS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub(crate) replicas: Vec<String>,
+
+    /// How a write waits for the replicas: `sync` (until every replica has it, at most
+    /// --replication-timeout) or `async` (not at all; they are written in the background)
+    #[arg(long, global = true, value_enum, default_value_t = ReplicationMode::Sync)]
+    pub(crate) replication: ReplicationMode,
+
+    /// The longest a write waits for its replicas, in seconds (`0.5`, `2`)
+    #[arg(long, global = true, value_name = "SECONDS", default_value = "1", value_parser = seconds)]
+    pub(crate) replication_timeout: std::time::Duration,
+
+    /// Keep up to N flags in an in-memory cache in front of the store (kept fresh by the
+    /// store's change notifications where it has them)
+    #[arg(long, global = true, env = "FLIPPER_CACHE_SIZE", value_name = "N")]
+    pub(crate) cache_size: Option<usize>,
+
+    /// Forget cached flags (and cached absences) this many seconds after loading them; alone,
+    /// it turns the cache on with 5000 entries
+    #[arg(long, global = true, env = "FLIPPER_CACHE_TTL", value_name = "SECONDS", value_parser = seconds)]
+    pub(crate) cache_ttl: Option<std::time::Duration>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `--replication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReplicationMode {
+    /// Wait for every replica (bounded by --replication-timeout).
+    Sync,
+    /// Do not wait for the replicas.
+    Async,
+}
+
+/// A positive, finite number of seconds.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds (like 0.5 or 2)"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("{text:?} must be a positive number of seconds"));
+    }
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?} is too many seconds"))
 }
 
 /// The top-level commands.

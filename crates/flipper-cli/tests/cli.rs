@@ -910,3 +910,72 @@ fn write_failure_exits_1() {
             "flipper: error: cannot open lock file no/such/dir/flags.json.lock: ",
         ));
 }
+
+/// `--replica` copies every write to another store; `--cache-size`/`--cache-ttl` put a cache in
+/// front; bad values exit 2 with nothing written.
+#[test]
+fn replicas_and_cache() {
+    let dir = store_dir();
+    ok(
+        &dir,
+        &[
+            "--replica",
+            "json:replica.json",
+            "--cache-size",
+            "10",
+            "flags",
+            "create",
+            "new",
+            "--enabled",
+        ],
+    );
+    let replica = fs::read_to_string(dir.path().join("replica.json")).unwrap();
+    assert!(
+        replica.contains(r#""feature_name": "new", "is_enabled": true"#),
+        "{replica}"
+    );
+    ok(
+        &dir,
+        &[
+            "--replica",
+            "json:replica.json",
+            "--replication",
+            "async",
+            "--cache-ttl",
+            "0.5",
+            "flags",
+            "disable",
+            "new",
+        ],
+    );
+    assert!(ok(&dir, &["flags", "get", "new"]).contains(r#""is_enabled": false"#));
+    for (args, needle) in [
+        (
+            &["--cache-ttl", "0", "flags", "list"][..],
+            "positive number of seconds",
+        ),
+        (
+            &["--cache-ttl", "soon", "flags", "list"],
+            "not a number of seconds",
+        ),
+        (
+            &["--replication-timeout=-1", "flags", "list"],
+            "positive number of seconds",
+        ),
+        (
+            &["--replication", "sometimes", "flags", "list"],
+            "sometimes",
+        ),
+        (
+            &["--replica", "ftp://x", "flags", "enable", "on"],
+            "unknown scheme \"ftp\"",
+        ),
+    ] {
+        let before = store_bytes(&dir);
+        flipper(dir.path(), args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+        assert_eq!(store_bytes(&dir), before);
+    }
+}

@@ -24,18 +24,30 @@ fn schemes() -> String {
     schemes.join(", ")
 }
 
-/// What [`open_with`] needs besides the URL.
+/// What [`open_with`] needs besides the URL: a token, and the wrappers to put around the
+/// store.
 ///
 /// ```
-/// let options = flipper::store::OpenOptions::new().token("admin-token");
-/// let store = flipper::store::open_with("memory:", &options).unwrap(); // a token only matters for http(s)://
+/// let options = flipper::store::OpenOptions::new()
+///     .token("admin-token") // only http(s):// stores use it
+///     .replica("memory:")
+///     .cache(flipper::store::CacheOptions::new().size(1000));
+/// let store = flipper::store::open_with("memory:", &options).unwrap();
+/// assert_eq!(store.to_string(), "memory: (+1 replicas) (cached)");
 /// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct OpenOptions {
     /// The bearer token of an `http://` / `https://` store (a flipper server's admin token, to
-    /// write; its SDK token is enough to read). Other stores ignore it.
+    /// write; its SDK token is enough to read). Other stores ignore it; replicas get it too.
     pub token: Option<String>,
+    /// Replicas: stores every write is copied to after the primary ([`super::ReplicatedStore`]).
+    pub replicas: Vec<String>,
+    /// How writes wait for the replicas.
+    pub replication: super::Replication,
+    /// A cache in front of the store (and its replicas), when set ([`super::CachedStore`]).
+    #[cfg(feature = "cache")]
+    pub cache: Option<super::CacheOptions>,
 }
 
 impl OpenOptions {
@@ -50,13 +62,39 @@ impl OpenOptions {
         self.token = Some(token.into());
         self
     }
+
+    /// With one more replica, by URL.
+    #[must_use]
+    pub fn replica(mut self, url: impl Into<String>) -> Self {
+        self.replicas.push(url.into());
+        self
+    }
+
+    /// With this replication mode.
+    #[must_use]
+    pub fn replication(mut self, mode: super::Replication) -> Self {
+        self.replication = mode;
+        self
+    }
+
+    /// With a cache in front.
+    #[cfg(feature = "cache")]
+    #[must_use]
+    pub fn cache(mut self, cache: super::CacheOptions) -> Self {
+        self.cache = Some(cache);
+        self
+    }
 }
 
 impl fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenOptions")
-            .field("token", &self.token.as_ref().map(|_| "<set>"))
-            .finish()
+        let mut d = f.debug_struct("OpenOptions");
+        d.field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("replicas", &self.replicas)
+            .field("replication", &self.replication);
+        #[cfg(feature = "cache")]
+        d.field("cache", &self.cache);
+        d.finish()
     }
 }
 
@@ -68,7 +106,9 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     open_with(url, &OpenOptions::default())
 }
 
-/// Opens the store a URL names.
+/// Opens the store a URL names, with the replicas and cache `options` ask for (the cache
+/// outermost: reads hit the cache, then the primary; writes go to the primary, then the
+/// replicas).
 ///
 /// | URL | store |
 /// |---|---|
@@ -92,7 +132,27 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// of [`super::RedbStore::open`] (the database is opened at once, and stays locked while the
 /// store lives). Opening an `http://` store sends nothing: a server that cannot be reached is
 /// reported by the first operation.
-pub fn open_with(
+pub fn open_with(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>> {
+    let mut store = open_one(url, options)?;
+    if !options.replicas.is_empty() {
+        let replicas = options
+            .replicas
+            .iter()
+            .map(|replica| open_one(replica, options))
+            .collect::<Result<Vec<_>>>()?;
+        store = Arc::new(
+            super::ReplicatedStore::new(store, replicas).with_replication(options.replication),
+        );
+    }
+    #[cfg(feature = "cache")]
+    if let Some(cache) = &options.cache {
+        store = Arc::new(super::CachedStore::with_options(store, cache.clone()));
+    }
+    Ok(store)
+}
+
+/// One store, without wrappers.
+fn open_one(
     url: &str,
     #[cfg_attr(not(feature = "http"), allow(unused_variables))] options: &OpenOptions,
 ) -> Result<Arc<dyn Store>> {

@@ -3,7 +3,7 @@
 Reads one JSON command per line on stdin and writes one JSON answer per line on stdout:
 {"ok": <value>} or {"error": "<ExceptionClass>: <message>"}. Commands ("op"):
 
-  open       {"kind": "redis", "url": ..., "base_key": ...}
+  open       {"kind": "redis" | "redis-cluster", "url": ..., "base_key": ...}
              {"kind": "postgres", "conninfo": ..., "table": ..., "name_column": ..., "item_column": ...}
   freeze     {"now": <epoch seconds>}   created dates (store.create) use this instant from now on
   create     {"name", "is_enabled", "client_data"}
@@ -38,6 +38,13 @@ def do_open(cmd):
 
         store = RedisFeatureFlagStore(
             redis.Redis.from_url(cmd["url"]), base_key=cmd.get("base_key", "features")
+        )
+    elif cmd["kind"] == "redis-cluster":
+        from redis.cluster import RedisCluster
+        from flipper.contrib.redis import RedisFeatureFlagStore
+
+        store = RedisFeatureFlagStore(
+            RedisCluster.from_url(cmd["url"]), base_key=cmd.get("base_key", "features")
         )
     elif cmd["kind"] == "postgres":
         from flipper.contrib.postgresql import PostgreSQLFeatureFlagStore

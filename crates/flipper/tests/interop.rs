@@ -1,0 +1,335 @@
+//! Rust and the real Python flipper-client 1.3.2 sharing one Redis and one PostgreSQL: flags
+//! one side writes, the other reads as identical items and evaluates identically, and the same
+//! operations from both sides store identical bytes.
+//!
+//! The Python side is `tests/python/interop.py` (flipper-client with redis-py and psycopg 3).
+//! Without python3, flipper-client, redis-server or PostgreSQL the tests skip with a loud
+//! message, unless `FLIPPER_TEST_REQUIRE_SERVICES=1` (as in CI), where they fail.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+
+use flipper::store::{Store, StoreExt};
+use flipper::{Checks, FeatureFlagClient, FixedEnv};
+use flipper_core::bucketing::Bucketer;
+use flipper_core::condition::Condition;
+use flipper_core::{Object, Value, json};
+use serde_json::json as j;
+
+/// The instant both sides use as `created_date`.
+const CREATED: i64 = 1_700_000_000;
+
+/// The flipper-client process.
+struct Python {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Python {
+    fn start(open: serde_json::Value) -> Option<Self> {
+        let python = flipper_testkit::python3(&["flipper", "redis", "psycopg"])?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut py = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        py.ok(open);
+        py.ok(j!({"op": "freeze", "now": CREATED}));
+        Some(py)
+    }
+
+    fn call(&mut self, cmd: &serde_json::Value) -> serde_json::Value {
+        writeln!(self.stdin, "{cmd}").expect("python reads");
+        self.stdin.flush().expect("python reads");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("python answers");
+        assert!(!line.is_empty(), "python exited while answering {cmd}");
+        serde_json::from_str(&line).expect("python answers JSON")
+    }
+
+    fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
+        let answer = self.call(&cmd);
+        match answer.get("ok") {
+            Some(v) => v.clone(),
+            None => panic!("python failed {cmd}: {answer}"),
+        }
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn value(v: &serde_json::Value) -> Value {
+    json::parse(&v.to_string()).expect("JSON from serde is JSON")
+}
+
+fn object(v: &serde_json::Value) -> Object {
+    match value(v) {
+        Value::Object(o) => *o,
+        other => panic!("not an object: {other:?}"),
+    }
+}
+
+/// The contexts both sides evaluate every flag for.
+fn contexts() -> Vec<serde_json::Value> {
+    let mut contexts = vec![
+        j!({}),
+        j!({"age": 10}),
+        j!({"plan": "free", "is_admin": true}),
+        j!({"user_id": "abc"}),
+        j!({"is_admin": true, "plan": "pro", "age": 30}),
+        j!({"is_admin": false, "plan": "enterprise", "age": 18, "user_id": 7}),
+    ];
+    for user_id in 0..24 {
+        contexts
+            .push(j!({"is_admin": true, "plan": "pro", "age": 20 + user_id, "user_id": user_id}));
+        contexts.push(j!({"user_id": format!("user-{user_id}"), "age": 40}));
+    }
+    contexts
+}
+
+/// The flags the writer builds, as (op, args) steps, identical for Python and Rust.
+fn script() -> Vec<serde_json::Value> {
+    vec![
+        j!({"op": "create", "name": "new_dashboard", "client_data": {"owner": "team-x"}}),
+        j!({"op": "enable", "name": "new_dashboard"}),
+        j!({"op": "add_condition", "name": "new_dashboard",
+            "checks": {"is_admin": true, "plan__in": ["pro", "enterprise"]}}),
+        j!({"op": "add_condition", "name": "new_dashboard", "checks": {"age__gte": 18}}),
+        j!({"op": "set_bucketer", "name": "new_dashboard", "bucketer": {
+            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id"],
+            "percentage": {"type": "Percentage", "value": 0.5}}}),
+        j!({"op": "create", "name": "hashed", "is_enabled": true}),
+        j!({"op": "set_bucketer", "name": "hashed", "bucketer": {
+            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id", "age"],
+            "percentage": {"type": "Percentage", "value": 0.3}}}),
+        j!({"op": "create", "name": "plain"}),
+        j!({"op": "create", "name": "data", "client_data": {
+            "ratio": 0.1, "big": 1_180_591_620_717_411_303_424_u128, "unicode": "é😀", "list": [1, 2.5, null]}}),
+        j!({"op": "set_client_data", "name": "data", "client_data": {"owner": "team-y", "ratio": 2}}),
+        j!({"op": "create", "name": "gone", "is_enabled": true}),
+        j!({"op": "destroy", "name": "gone"}),
+        j!({"op": "create", "name": "ops", "is_enabled": true}),
+        j!({"op": "add_condition", "name": "ops", "checks": {
+            "age__lt": 65, "plan__ne": "free", "user_id__not_in": [1, 2, 3]}}),
+        j!({"op": "disable", "name": "ops"}),
+        j!({"op": "enable", "name": "ops"}),
+    ]
+}
+
+const FLAGS: [&str; 5] = ["new_dashboard", "hashed", "plain", "data", "ops"];
+
+/// Runs one step of [`script`] through the Rust client.
+async fn rust_step(client: &FeatureFlagClient, step: &serde_json::Value) {
+    let name = step["name"].as_str().expect("a name");
+    let done = match step["op"].as_str().expect("an op") {
+        "create" => client
+            .create(
+                name,
+                step["is_enabled"].as_bool().unwrap_or(false),
+                step.get("client_data").map(object),
+            )
+            .await
+            .map(drop),
+        "enable" => client.enable(name).await,
+        "disable" => client.disable(name).await,
+        "destroy" => client.destroy(name).await,
+        "add_condition" => {
+            let condition =
+                Condition::from_kwargs(object(&step["checks"])).expect("valid condition keys");
+            client.add_condition(name, condition).await
+        }
+        "set_bucketer" => {
+            let bucketer = Bucketer::from_value(&value(&step["bucketer"])).expect("a bucketer");
+            client.set_bucketer(name, bucketer).await
+        }
+        "set_client_data" => {
+            client
+                .set_client_data(name, object(&step["client_data"]))
+                .await
+        }
+        other => panic!("unknown step {other}"),
+    };
+    done.unwrap_or_else(|e| panic!("rust {step}: {e}"));
+}
+
+fn rust_client(store: Arc<dyn Store>) -> FeatureFlagClient {
+    // The clock of `created_date` is frozen as Python's is; no flag here draws randomness.
+    FeatureFlagClient::with_env(
+        store,
+        FixedEnv {
+            now: CREATED as f64,
+            random: 0.5,
+        },
+    )
+}
+
+/// What the Rust side reads and answers equals what Python reads and answers.
+async fn assert_same_view(py: &mut Python, store: &Arc<dyn Store>, client: &FeatureFlagClient) {
+    for name in FLAGS {
+        let rust = store
+            .get(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("rust cannot see {name}"))
+            .item
+            .serialize();
+        let python = py.ok(j!({"op": "raw", "name": name}));
+        assert_eq!(
+            Some(String::from_utf8(rust).unwrap().as_str()),
+            python.as_str(),
+            "{name}"
+        );
+        for context in contexts() {
+            let python = py.ok(j!({"op": "is_enabled", "name": name, "checks": context}));
+            let checks = Checks::from(object(&context));
+            let rust = client.is_enabled(name, &checks).await;
+            assert_eq!(Some(rust), python.as_bool(), "{name} {context}");
+        }
+    }
+    assert!(store.get("gone").await.unwrap().is_none());
+    assert_eq!(
+        py.ok(j!({"op": "raw", "name": "gone"})),
+        serde_json::Value::Null
+    );
+    let mut python: Vec<String> = serde_json::from_value(py.ok(j!({"op": "list"}))).unwrap();
+    python.sort();
+    let rust: Vec<String> = store
+        .items(None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.feature_name)
+        .collect();
+    assert_eq!(
+        rust, python,
+        "Rust lists in name order; Python's order is arbitrary"
+    );
+}
+
+/// Python writes, Rust reads; Rust writes, Python reads; each side's bytes for the same steps
+/// are identical (`raw` is read from the other side's namespace by both).
+async fn interoperate(
+    py_open: impl Fn(&str) -> serde_json::Value,
+    rust_open: impl Fn(&str) -> Arc<dyn Store>,
+    raw: impl Fn(&str, &str) -> Option<String>,
+) {
+    let py_ns = flipper_testkit::unique_name("py");
+    let rust_ns = flipper_testkit::unique_name("rs");
+
+    // Python writes into its namespace; Rust reads it.
+    let Some(mut py) = Python::start(py_open(&py_ns)) else {
+        return;
+    };
+    for step in script() {
+        py.ok(step);
+    }
+    let store = rust_open(&py_ns);
+    assert_same_view(&mut py, &store, &rust_client(Arc::clone(&store))).await;
+
+    // Rust writes into its namespace; Python reads it.
+    let store = rust_open(&rust_ns);
+    let client = rust_client(Arc::clone(&store));
+    for step in script() {
+        rust_step(&client, &step).await;
+    }
+    let Some(mut py) = Python::start(py_open(&rust_ns)) else {
+        return;
+    };
+    assert_same_view(&mut py, &store, &client).await;
+
+    // The same steps stored the same bytes on both sides.
+    for name in FLAGS {
+        let (ours, theirs) = (raw(&rust_ns, name), raw(&py_ns, name));
+        assert!(ours.is_some(), "{name} stored");
+        assert_eq!(ours, theirs, "stored bytes of {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_share_redis() {
+    let Some(redis) = flipper_testkit::redis() else {
+        return;
+    };
+    let url = redis.url().to_owned();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    interoperate(
+        |ns| j!({"op": "open", "kind": "redis", "url": url, "base_key": ns}),
+        |ns| flipper::store::open(&format!("{url}/?base_key={ns}")).unwrap(),
+        |ns, name| {
+            let mut con = client.get_connection().unwrap();
+            redis::cmd("GET")
+                .arg(format!("{ns}/{name}"))
+                .query::<Option<String>>(&mut con)
+                .unwrap()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_share_postgres() {
+    let Some(pg) = flipper_testkit::postgres() else {
+        return;
+    };
+    let db = pg.fresh_database();
+    interoperate(
+        |ns| j!({"op": "open", "kind": "postgres", "conninfo": db, "table_name": ns}),
+        |ns| flipper::store::open(&format!("{db}?table={ns}")).unwrap(),
+        |ns, name| {
+            let out = pg.psql(
+                &db,
+                &format!("SELECT convert_from(item, 'UTF8') FROM \"{ns}\" WHERE name = '{name}'"),
+            );
+            let out = out.trim_end_matches('\n');
+            (!out.is_empty()).then(|| out.to_owned())
+        },
+    )
+    .await;
+}
+
+/// A flag Python creates is visible to Rust at once, and a Rust update keeps Python's meta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_updates_keep_what_python_wrote() {
+    let Some(redis) = flipper_testkit::redis() else {
+        return;
+    };
+    let url = redis.url().to_owned();
+    let ns = flipper_testkit::unique_name("mixed");
+    let Some(mut py) =
+        Python::start(j!({"op": "open", "kind": "redis", "url": url, "base_key": ns}))
+    else {
+        return;
+    };
+    py.ok(j!({"op": "create", "name": "f", "client_data": {"a": 1}}));
+    py.ok(j!({"op": "add_condition", "name": "f", "checks": {"age__gte": 18}}));
+    let store = flipper::store::open(&format!("{url}/?base_key={ns}")).unwrap();
+    store.set("f", true).await.unwrap();
+    let client = rust_client(Arc::clone(&store));
+    client
+        .add_condition("f", Condition::new().eq("plan", "pro"))
+        .await
+        .unwrap();
+    let meta = py.ok(j!({"op": "get_meta", "name": "f"}));
+    assert_eq!(meta["client_data"], j!({"a": 1}));
+    assert_eq!(meta["conditions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        py.ok(j!({"op": "is_enabled", "name": "f", "checks": {"age": 20, "plan": "pro"}})),
+        j!(true)
+    );
+}
