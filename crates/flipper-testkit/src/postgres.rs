@@ -34,7 +34,17 @@ fn psql(url: &str, sql: &str) -> std::io::Result<String> {
     let psql = psql_path().ok_or_else(|| std::io::Error::other("psql is not installed"))?;
     process::run(
         &psql,
-        &[url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        &[
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ],
         false,
     )
 }

@@ -57,7 +57,11 @@ pub(crate) fn temp_dir(tag: &str) -> PathBuf {
         base
     });
     // unique_name is TAG-PID-N; directories start with the PID for the stale-dir sweep.
-    let dir = base.join(format!("{}-{}", std::process::id(), crate::unique_name(tag)));
+    let dir = base.join(format!(
+        "{}-{}",
+        std::process::id(),
+        crate::unique_name(tag)
+    ));
     std::fs::create_dir_all(&dir).expect("cannot create a server's temp dir");
     set_mode(&dir, 0o755);
     dir
@@ -109,11 +113,7 @@ impl Launch {
             Some(setpriv) => {
                 let mut cmd = Command::new(setpriv);
                 if self.as_postgres && is_root() {
-                    cmd.args([
-                        "--reuid=postgres",
-                        "--regid=postgres",
-                        "--init-groups",
-                    ]);
+                    cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
                 }
                 cmd.arg(format!("--pdeathsig={}", self.death_signal))
                     .arg("--")
@@ -141,8 +141,13 @@ pub(crate) fn run(program: &Path, args: &[&str], as_postgres: bool) -> io::Resul
         let mut cmd = Command::new(which("setpriv").ok_or_else(|| {
             io::Error::other("setpriv (util-linux) is needed to run PostgreSQL tools as root")
         })?);
-        cmd.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-            .arg(program);
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
         cmd
     } else {
         Command::new(program)

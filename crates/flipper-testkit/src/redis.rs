@@ -123,7 +123,10 @@ impl RedisServer {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("redis-server exited: {status}"));
             }
-            if self.try_cli(&["ping"]).is_ok_and(|out| out.trim() == "PONG") {
+            if self
+                .try_cli(&["ping"])
+                .is_ok_and(|out| out.trim() == "PONG")
+            {
                 *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
                 return Ok(());
             }

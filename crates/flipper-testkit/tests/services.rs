@@ -11,8 +11,16 @@ fn redis_starts_answers_and_restarts() {
     };
     assert_eq!(server.cli(&["set", "k", "v"]).trim(), "OK");
     server.restart();
-    assert_eq!(server.cli(&["get", "k"]).trim(), "v", "persistent data survives");
-    assert!(server.cli(&["config", "get", "notify-keyspace-events"]).contains('K'));
+    assert_eq!(
+        server.cli(&["get", "k"]).trim(),
+        "v",
+        "persistent data survives"
+    );
+    assert!(
+        server
+            .cli(&["config", "get", "notify-keyspace-events"])
+            .contains('K')
+    );
     let shared = flipper_testkit::redis().expect("started above");
     assert!(shared.url().starts_with("redis://127.0.0.1:"));
 }
@@ -35,6 +43,14 @@ fn postgres_gives_fresh_databases() {
     assert_ne!(a, b);
     pg.psql(&a, "CREATE TABLE t (x int)");
     // The table exists in a only.
-    assert_eq!(pg.psql(&a, "SELECT count(*) FROM pg_tables WHERE tablename = 't'").trim(), "1");
-    assert_eq!(pg.psql(&b, "SELECT count(*) FROM pg_tables WHERE tablename = 't'").trim(), "0");
+    assert_eq!(
+        pg.psql(&a, "SELECT count(*) FROM pg_tables WHERE tablename = 't'")
+            .trim(),
+        "1"
+    );
+    assert_eq!(
+        pg.psql(&b, "SELECT count(*) FROM pg_tables WHERE tablename = 't'")
+            .trim(),
+        "0"
+    );
 }

@@ -21,6 +21,15 @@ fn schemes() -> String {
     if cfg!(feature = "http-tls") {
         schemes.push("https://HOST:PORT");
     }
+    if cfg!(feature = "redis") {
+        schemes.push("redis://HOST:PORT");
+    }
+    if cfg!(feature = "redis-cluster") {
+        schemes.push("redis+cluster://HOST:PORT,...");
+    }
+    if cfg!(feature = "postgres") {
+        schemes.push("postgres://USER@HOST/DB");
+    }
     schemes.join(", ")
 }
 
@@ -116,6 +125,9 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// | `json:PATH` | a [`super::JsonFileStore`] on `PATH` (relative to the working directory) |
 /// | `redb:PATH` | a [`super::RedbStore`] on the database file `PATH`, created if missing |
 /// | `http://HOST:PORT[/PATH]`, `https://...` | an `HttpStore`: the flipper server there, with [`OpenOptions::token`] |
+/// | `redis://[:PASS@]HOST[:PORT][/DB][?base_key=features&batch_size=100&poll_interval=5s]` | a `RedisStore` (feature `redis`) |
+/// | `redis+cluster://HOST:PORT,HOST:PORT[?...]` | a `RedisStore` on a Redis Cluster (feature `redis-cluster`) |
+/// | `postgres://USER[:PASS]@HOST[:PORT]/DB[?table=feature_flags&name_column=name&item_column=item&run_migrations=true&pool_size=N]` | a `PostgresStore` (feature `postgres`) |
 ///
 /// ```
 /// let store = flipper::store::open("memory:").unwrap();
@@ -198,6 +210,14 @@ fn open_one(
                 None => store,
             }))
         }
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
+            Ok(Arc::new(super::RedisStore::from_url(url)?))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(super::PostgresStore::new(
+            super::PostgresConfig::from_url(url)?,
+        )?)),
         other => Err(invalid(format!(
             "unknown scheme {other:?}; expected one of {}",
             schemes()
