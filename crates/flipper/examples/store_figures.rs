@@ -139,7 +139,9 @@ fn count_round_trips(monitor: &str) -> Vec<(String, usize)> {
         if rest.contains(" lua]") {
             continue;
         }
-        if let Some(mark) = rest.split("\"echo\" \"mark:").nth(1) {
+        // Clients spell commands as they like (`ECHO`, `echo`).
+        let lower = rest.to_ascii_lowercase();
+        if let Some(mark) = lower.split("\"echo\" \"mark:").nth(1) {
             counts.push((mark.trim_end_matches('"').to_owned(), 0));
         } else if let Some(last) = counts.last_mut() {
             last.1 += 1;
@@ -242,7 +244,21 @@ async fn main() {
     let cluster = flipper_testkit::redis_cluster().expect("a Redis cluster");
     let pg = flipper_testkit::postgres().expect("PostgreSQL");
     let url = redis.url().to_owned();
+    // `store_figures [lost-updates|round-trips]`: one part only.
+    let only = std::env::args().nth(1).unwrap_or_default();
+    if only != "round-trips" {
+        lost_updates(&url, cluster, pg).await;
+    }
+    if only != "lost-updates" {
+        round_trips(&url).await;
+    }
+}
 
+async fn lost_updates(
+    url: &str,
+    cluster: &flipper_testkit::RedisCluster,
+    pg: &flipper_testkit::Postgres,
+) {
     println!(
         "## No lost updates: {WRITERS} concurrent writers x {MUTATIONS} read-modify-writes on one flag\n"
     );
@@ -282,7 +298,9 @@ async fn main() {
         "hot",
     );
     row("PostgreSQL", &ours, &theirs);
+}
 
+async fn round_trips(url: &str) {
     println!("\n## Round trips per client operation, counted on the Redis server (MONITOR)\n");
     let port = url.rsplit(':').next().unwrap_or_default().to_owned();
     let mut monitor = Command::new("redis-cli")
@@ -291,8 +309,8 @@ async fn main() {
         .spawn()
         .expect("redis-cli monitor");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let marker = redis::Client::open(url.as_str()).expect("client");
-    round_trips_rust(&url, &marker).await;
+    let marker = redis::Client::open(url).expect("client");
+    round_trips_rust(url, &marker).await;
     let ours_end = "mark:end-rust";
     {
         let mut con = marker.get_connection().expect("marker");
@@ -301,7 +319,7 @@ async fn main() {
             .query(&mut con)
             .expect("echo");
     }
-    round_trips_python(&url);
+    round_trips_python(url);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = monitor.kill();
     let mut text = String::new();
@@ -317,6 +335,7 @@ async fn main() {
         let find = |v: &[(String, usize)]| v.iter().find(|(o, _)| o == op).map(|(_, n)| *n);
         let (a, b) = (find(&ours), find(&theirs));
         let ratio = match (a, b) {
+            (Some(a), Some(b)) if a == b => "same".into(),
             (Some(a), Some(b)) if a > 0 => format!("{:.1}x fewer", b as f64 / a as f64),
             _ => "-".into(),
         };

@@ -1,7 +1,7 @@
 //! The Redis store against real servers (flipper-testkit): the conformance suite on a
 //! standalone server and on a 3-master cluster, flipper-client's keys and bytes, listings next
 //! to foreign keys, no lost updates under concurrent writers, round trips counted with
-//! `MONITOR`, and the watch (own writes, another process's writes heard through keyspace
+//! `MONITOR`, the cached and replicated wrappers over Redis, and the watch (own writes, another process's writes heard through keyspace
 //! notifications or polling, a server restart, a write while the server is down).
 //!
 //! Every test uses its own base key on the shared servers, or its own server. Without
@@ -56,6 +56,33 @@ mod cluster {
             return;
         };
         store
+    });
+}
+
+/// The cached wrapper over Redis (its watch keeps the cache fresh).
+mod cached {
+    flipper::store_conformance_tests!({
+        let Some(store) = super::standalone() else {
+            return;
+        };
+        flipper::store::CachedStore::new(store)
+    });
+}
+
+/// The replicated wrapper: a Redis primary, a Redis replica (another base key) and a memory
+/// replica.
+mod replicated {
+    flipper::store_conformance_tests!({
+        let (Some(primary), Some(replica)) = (super::standalone(), super::standalone()) else {
+            return;
+        };
+        flipper::store::ReplicatedStore::new(
+            std::sync::Arc::new(primary),
+            vec![
+                std::sync::Arc::new(replica),
+                std::sync::Arc::new(flipper::store::MemoryStore::new()),
+            ],
+        )
     });
 }
 
@@ -423,5 +450,37 @@ fn urls_are_checked_and_passwords_hidden() {
             matches!(err, Error::InvalidStoreUrl { .. }) && err.to_string().contains(why),
             "{url}: {err}"
         );
+    }
+}
+
+/// A cache over Redis serves another process's write once the store's watch reports it,
+/// without waiting for a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_over_redis_hears_other_writers() {
+    let Some(redis) = flipper_testkit::redis() else {
+        return;
+    };
+    let url = format!("{}/?base_key={}", redis.url(), unique_name("cached"));
+    let cached = flipper::store::CachedStore::new(RedisStore::from_url(&url).unwrap());
+    let other = RedisStore::from_url(&url).unwrap();
+    other.create_at("f", false, None, 1).await.unwrap();
+    assert!(!cached.get("f").await.unwrap().unwrap().item.switched_on());
+    assert!(cached.follows_changes());
+    other.set("f", true).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cached.get("f").await.unwrap().unwrap().item.switched_on() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache never heard the write"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    other.delete("f").await.unwrap();
+    while cached.get("f").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache never heard the delete"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
