@@ -15,6 +15,12 @@ Stores (--store URL, or the FLIPPER_STORE environment variable):
   json:PATH   every flag in one JSON file, in the export format (default: json:flipper.json)
   redb:PATH   an embedded, crash-safe database file (default of `flipper serve`: redb:flipper.redb)
   memory:     a new, empty store that lives as long as the command
+  redis://[:PASS@]HOST[:PORT][/DB][?base_key=features&batch_size=100&poll_interval=5s]
+              Redis, with flipper-client's keys and bytes
+  redis+cluster://HOST:PORT,HOST:PORT[?...]
+              a Redis Cluster
+  postgres://USER[:PASS]@HOST[:PORT]/DB[?table=feature_flags&name_column=name&item_column=item&run_migrations=true]
+              PostgreSQL, with flipper-client's table
   http://HOST:PORT, https://HOST:PORT
               a flipper server (`flipper serve`); --token (or FLIPPER_TOKEN) gives its admin
               token (or its SDK token, for reading and evaluating)
@@ -42,8 +48,9 @@ writing failed (or the server cannot be reached).";
     after_help = AFTER_HELP
 )]
 pub(crate) struct Cli {
-    /// The store: `json:PATH`, `redb:PATH`, `memory:` or `http(s)://HOST:PORT` (a flipper
-    /// server) [default: json:flipper.json; for `serve`, redb:flipper.redb]
+    /// The store: `json:PATH`, `redb:PATH`, `memory:`, `redis://...`, `redis+cluster://...`,
+    /// `postgres://...` or `http(s)://HOST:PORT` (a flipper server) [default: json:flipper.json;
+    /// for `serve`, redb:flipper.redb]
     #[arg(
         long,
         global = true,
