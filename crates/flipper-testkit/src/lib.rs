@@ -4,10 +4,13 @@
 //! | service | shared per test binary | owned (stop/restart it) | existing server instead |
 //! |---|---|---|---|
 //! | redis-server | [`redis()`] | [`RedisServer::start`] | `FLIPPER_TEST_REDIS_URL` |
+//! | redis-server over TLS (a throwaway CA) | [`redis_tls()`] | [`RedisServer::start`] with [`RedisOptions::tls`] | |
 //! | Redis Cluster, 3 masters | [`redis_cluster()`] | | `FLIPPER_TEST_REDIS_CLUSTER_URLS` (comma-separated node URLs) |
+//! | Redis Cluster over TLS | [`redis_cluster_tls()`] | | |
 //! | PostgreSQL | [`postgres()`] | [`PostgresServer::start`] | `FLIPPER_TEST_POSTGRES_URL` |
 //! | Python 3 with modules | [`python3`] | | |
 //!
+//! TLS servers need the `openssl` command, which makes their certificates ([`RedisTls`]).
 //! When a service's program is missing, the accessor prints a loud `SKIPPED` line and returns
 //! `None`, so the test returns early; with `FLIPPER_TEST_REQUIRE_SERVICES=1` (as in CI) it
 //! panics instead, so a missing service fails the run.
@@ -31,7 +34,10 @@ mod redis;
 
 pub use postgres::{Postgres, PostgresServer, postgres};
 pub use python::python3;
-pub use redis::{Redis, RedisCluster, RedisOptions, RedisServer, redis, redis_cluster};
+pub use redis::{
+    Redis, RedisCluster, RedisOptions, RedisServer, RedisTls, redis, redis_cluster,
+    redis_cluster_tls, redis_tls,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

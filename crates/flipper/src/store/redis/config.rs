@@ -1,5 +1,6 @@
 //! [`RedisConfig`]: where the Redis store connects and how it names its keys, parsed from a
-//! `redis://` or `redis+cluster://` URL. Parsing does no I/O.
+//! `redis://`, `rediss://`, `redis+cluster://` or `rediss+cluster://` URL. Parsing does no
+//! network I/O (it reads the PEM files a `rediss://` URL names).
 
 use std::fmt;
 use std::time::Duration;
@@ -22,7 +23,9 @@ pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// | URL | server |
 /// |---|---|
 /// | `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` | one Redis server (port 6379, database 0 by default) |
+/// | `rediss://[[USER]:PASSWORD@]HOST[:PORT][/DB][#insecure]` | the same over TLS (cargo feature `redis-tls`) |
 /// | `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][/]` | a Redis Cluster, from any of its nodes (cargo feature `redis-cluster`) |
+/// | `rediss+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][/][#insecure]` | the same over TLS (cargo features `redis-cluster` and `redis-tls`) |
 ///
 /// Query parameters (percent-encode `&`, `#` and `%` in values):
 ///
@@ -32,9 +35,19 @@ pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `batch_size` | keys per `SCAN` step and per `MGET` when listing (flipper-client's `list_method_batch_size`) | `100` |
 /// | `poll_interval` | how often a watch polls for other processes' writes when the server sends no keyspace notifications: `500ms`, `2s`, `1m`; `0` or `off` never polls | `5s` |
 /// | `protocol` | `2` or `3`: the RESP version, passed to the redis crate | `2` |
+/// | `ca_file` | `rediss` only: a PEM file of the CA certificate(s) to trust (a private CA) instead of the system's roots | the system's roots |
+/// | `cert_file`, `key_file` | `rediss` only, together: the client's PEM certificate chain and private key, for servers with `tls-auth-clients yes` | no client certificate |
 ///
-/// `rediss://` (TLS) needs TLS support in the redis crate, which this build does not enable:
-/// such URLs are refused with a message saying so.
+/// **TLS** (`rediss://`, cargo feature `redis-tls`, with rustls): the server's certificate is
+/// verified against the system's roots (or `ca_file`) and must name the host of the URL (for
+/// a cluster, the address each node announces). The fragment `#insecure` skips that
+/// verification (a warning is logged once): for tests only. The PEM files are read when the
+/// URL is parsed; a missing or unreadable file, or one without a usable certificate or key,
+/// is an [`Error::InvalidStoreUrl`] naming it. A certificate the server presents that does not
+/// verify fails the connection with an [`Error::Backend`] saying that TLS verification failed.
+/// rustls needs a process-wide crypto provider: parsing a `rediss://` URL installs rustls's
+/// aws-lc-rs provider, unless the application installed one before (which is then used).
+/// Builds without `redis-tls` refuse `rediss://` URLs with a message naming the feature.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,6 +62,9 @@ pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// let config = config.with_batch_size(500).with_poll_interval(None);
 /// assert_eq!(config.batch_size(), 500);
 /// assert!(RedisConfig::from_url("redis://127.0.0.1?bogus=1").is_err());
+/// // A CA file that does not exist is refused at once (as is `rediss://` without `redis-tls`).
+/// let err = RedisConfig::from_url("rediss://127.0.0.1?ca_file=/nonexistent/ca.pem").unwrap_err();
+/// assert!(matches!(err, flipper::Error::InvalidStoreUrl { .. }));
 /// # Ok::<(), flipper::Error>(())
 /// ```
 #[derive(Clone)]
@@ -61,6 +77,10 @@ pub struct RedisConfig {
     path: String,
     /// The `protocol` parameter as given.
     protocol: Option<String>,
+    /// The TLS file parameters as given (for display).
+    tls_files: TlsFileParams,
+    /// `#insecure`.
+    insecure: bool,
     pub(super) target: Target,
     base_key: String,
     batch_size: usize,
@@ -70,8 +90,8 @@ pub struct RedisConfig {
 /// The server(s) to connect to.
 #[derive(Clone)]
 pub(super) enum Target {
-    /// One server.
-    Standalone(redis::Client),
+    /// One server (boxed: with TLS, its settings hold the certificates).
+    Standalone(Box<redis::Client>),
     /// A cluster: its client, and one node's settings (credentials, protocol) to reach any node.
     #[cfg(feature = "redis-cluster")]
     Cluster {
@@ -89,12 +109,14 @@ impl RedisConfig {
     /// The default interval of the poll that catches other processes' writes.
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
-    /// Parses a store URL (see the table above). Does no I/O: the server is contacted on first
-    /// use.
+    /// Parses a store URL (see the table above). Does no network I/O: the server is contacted
+    /// on first use. The PEM files named by `ca_file`, `cert_file` and `key_file` are read and
+    /// checked now.
     ///
     /// # Errors
     /// [`Error::InvalidStoreUrl`] naming the problem: an unknown scheme or parameter, a bad
-    /// value, a URL the redis crate refuses, `rediss://` in a build without TLS, or
+    /// value, a URL the redis crate refuses, a TLS file that cannot be read or holds no usable
+    /// certificate or key, `rediss://` in a build without the `redis-tls` feature, or
     /// `redis+cluster://` in a build without the `redis-cluster` feature.
     pub fn from_url(url: &str) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidStoreUrl {
@@ -102,7 +124,9 @@ impl RedisConfig {
             reason,
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            invalid("expected redis://HOST[:PORT][/DB] or redis+cluster://HOST:PORT,...".into())
+            invalid(
+                "expected redis(s)://HOST[:PORT][/DB] or redis(s)+cluster://HOST:PORT,...".into(),
+            )
         })?;
         let (rest, fragment) = match rest.split_once('#') {
             Some((rest, fragment)) => (rest, Some(fragment)),
@@ -117,10 +141,17 @@ impl RedisConfig {
             "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {}
             other => {
                 return Err(invalid(format!(
-                    "unknown scheme {other:?} for the Redis store; expected redis:// or \
-                     redis+cluster://"
+                    "unknown scheme {other:?} for the Redis store; expected redis://, \
+                     rediss://, redis+cluster:// or rediss+cluster://"
                 )));
             }
+        }
+        let tls = scheme.starts_with("rediss");
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(invalid(format!(
+                "{scheme}:// (TLS) needs flipper's cargo feature redis-tls, which this build \
+                 lacks; enable it, or use redis:// (or a TLS tunnel)"
+            )));
         }
         let insecure = match fragment {
             None => false,
@@ -135,12 +166,23 @@ impl RedisConfig {
             return Err(invalid("no host".into()));
         }
         let params = Params::parse(query).map_err(invalid)?;
+        if !tls && !params.tls_files.is_empty() {
+            return Err(invalid(
+                "ca_file, cert_file and key_file apply to rediss:// (TLS) only".into(),
+            ));
+        }
         let target = target(scheme, authority, path, insecure, &params).map_err(invalid)?;
+        #[cfg(feature = "redis-tls")]
+        if insecure {
+            super::tls::warn_insecure(&redact_url(url));
+        }
         Ok(Self {
             scheme: scheme.to_owned(),
             authority: redact_authority(authority),
             path: path.to_owned(),
             protocol: params.protocol,
+            tls_files: params.tls_files,
+            insecure,
             target,
             base_key: params
                 .base_key
@@ -215,6 +257,19 @@ impl fmt::Display for RedisConfig {
         if let Some(protocol) = &self.protocol {
             param(f, "protocol", protocol)?;
         }
+        let files = &self.tls_files;
+        for (name, value) in [
+            ("ca_file", &files.ca_file),
+            ("cert_file", &files.cert_file),
+            ("key_file", &files.key_file),
+        ] {
+            if let Some(path) = value {
+                param(f, name, &encode_value(path))?;
+            }
+        }
+        if self.insecure {
+            f.write_str("#insecure")?;
+        }
         Ok(())
     }
 }
@@ -239,16 +294,13 @@ fn target(
     params: &Params,
 ) -> Result<Target, String> {
     let tls = scheme.starts_with("rediss");
-    let refused = |e: redis::RedisError| {
-        if tls {
-            format!(
-                "{scheme}:// (TLS) needs TLS support in the redis crate (its feature \
-                 tokio-rustls-comp), which this build of flipper does not enable; use redis:// \
-                 or a TLS tunnel ({e})"
-            )
-        } else {
-            e.to_string()
-        }
+    let refused = |e: redis::RedisError| e.to_string();
+    #[cfg(feature = "redis-tls")]
+    let certs = if tls {
+        super::tls::ensure_crypto_provider();
+        super::tls::load(&params.tls_files)?
+    } else {
+        None
     };
     let mut suffix = match &params.protocol {
         Some(p) => format!("?protocol={p}"),
@@ -259,8 +311,15 @@ fn target(
     }
     let node_scheme = if tls { "rediss" } else { "redis" };
     if !scheme.ends_with("+cluster") {
-        return redis::Client::open(format!("{node_scheme}://{authority}{path}{suffix}"))
-            .map(Target::Standalone)
+        let url = format!("{node_scheme}://{authority}{path}{suffix}");
+        #[cfg(feature = "redis-tls")]
+        if let Some(certs) = certs {
+            return redis::Client::build_with_tls(url, certs)
+                .map(|client| Target::Standalone(Box::new(client)))
+                .map_err(refused);
+        }
+        return redis::Client::open(url)
+            .map(|client| Target::Standalone(Box::new(client)))
             .map_err(refused);
     }
     #[cfg(feature = "redis-cluster")]
@@ -284,11 +343,29 @@ fn target(
             nodes.push(node);
         }
         let node = nodes.first().cloned().ok_or("no node")?;
-        let client = redis::cluster::ClusterClientBuilder::new(nodes)
+        #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
+        let mut builder = redis::cluster::ClusterClientBuilder::new(nodes)
             .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()
-            .map_err(refused)?;
+            .response_timeout(RESPONSE_TIMEOUT);
+        #[cfg(feature = "redis-tls")]
+        let node = match certs {
+            Some(certs) => {
+                // The mode first: `certs` alone would make it `Secure`, even with #insecure.
+                let mode = if insecure {
+                    redis::TlsMode::Insecure
+                } else {
+                    redis::TlsMode::Secure
+                };
+                builder = builder.tls(mode).certs(certs.clone());
+                // The node's settings carry the certificates to the watch's connections.
+                redis::Client::build_with_tls(node, certs)
+                    .map_err(refused)?
+                    .get_connection_info()
+                    .clone()
+            }
+            None => node,
+        };
+        let client = builder.build().map_err(refused)?;
         Ok(Target::Cluster {
             client: Box::new(client),
             node: Box::new(node),
@@ -309,6 +386,25 @@ struct Params {
     /// `Some(None)`: polling off.
     poll_interval: Option<Option<Duration>>,
     protocol: Option<String>,
+    tls_files: TlsFileParams,
+}
+
+/// The `ca_file`, `cert_file` and `key_file` parameters (paths, percent-decoded).
+#[derive(Clone, Debug, Default)]
+pub(super) struct TlsFileParams {
+    /// PEM certificates to trust instead of the system's roots.
+    pub(super) ca_file: Option<String>,
+    /// The client's PEM certificate chain.
+    pub(super) cert_file: Option<String>,
+    /// The client's PEM private key.
+    pub(super) key_file: Option<String>,
+}
+
+impl TlsFileParams {
+    /// Whether no file is named.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.cert_file.is_none() && self.key_file.is_none()
+    }
 }
 
 impl Params {
@@ -338,10 +434,16 @@ impl Params {
                     "2" | "3" | "resp2" | "resp3" => params.protocol = Some(value),
                     _ => return Err(format!("protocol must be 2 or 3, not {value:?}")),
                 },
+                "ca_file" | "cert_file" | "key_file" if value.is_empty() => {
+                    return Err(format!("{name} needs a path"));
+                }
+                "ca_file" => params.tls_files.ca_file = Some(value),
+                "cert_file" => params.tls_files.cert_file = Some(value),
+                "key_file" => params.tls_files.key_file = Some(value),
                 _ => {
                     return Err(format!(
                         "unknown parameter {name:?}; expected base_key, batch_size, \
-                         poll_interval or protocol"
+                         poll_interval, protocol, ca_file, cert_file or key_file"
                     ));
                 }
             }
@@ -506,15 +608,32 @@ mod tests {
             ("redis://", "no host"),
             ("redis://h/notadb", "database"),
             ("http://h", "unknown scheme \"http\""),
-            ("127.0.0.1:6379", "expected redis://"),
-            ("rediss://:secret@h", "TLS"),
+            ("127.0.0.1:6379", "expected redis(s)://"),
+            ("redis://h?ca_file=/x", "rediss:// (TLS) only"),
+            ("redis://h?cert_file=/x&key_file=/y", "rediss:// (TLS) only"),
         ];
+        if cfg!(feature = "redis-tls") {
+            cases.extend([
+                ("rediss://:secret@h?ca_file=", "ca_file needs a path"),
+                (
+                    "rediss://:secret@h?ca_file=/nonexistent/ca.pem",
+                    "ca_file \"/nonexistent/ca.pem\" cannot be read",
+                ),
+                ("rediss://:secret@h?cert_file=/x", "go together"),
+                ("rediss://:secret@h?key_file=/x", "go together"),
+                ("rediss://h#secure", "no fragment"),
+            ]);
+        } else {
+            cases.push(("rediss://:secret@h", "cargo feature redis-tls"));
+        }
         if cfg!(feature = "redis-cluster") {
             cases.extend([
                 ("redis+cluster://:secret@h:1,,h:2", "empty node"),
                 ("redis+cluster://h:1/2", "only database 0"),
-                ("rediss+cluster://h:1", "TLS"),
             ]);
+            if !cfg!(feature = "redis-tls") {
+                cases.push(("rediss+cluster://h:1", "cargo feature redis-tls"));
+            }
         } else {
             cases.push(("redis+cluster://h:1", "redis-cluster"));
         }
@@ -525,6 +644,30 @@ mod tests {
             assert!(msg.contains(why), "{url}: {msg}");
             assert!(!msg.contains("secret"), "{msg}");
         }
+    }
+
+    #[cfg(feature = "redis-tls")]
+    #[test]
+    fn tls_urls_show_their_options() {
+        let c = RedisConfig::from_url("rediss://:pw@h:6380/1?base_key=b#insecure").unwrap();
+        assert_eq!(c.to_string(), "rediss://:***@h:6380/1?base_key=b#insecure");
+        let dir = std::env::temp_dir().join(format!("flipper-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no PEM here\n").unwrap();
+        let url = format!("rediss://h?ca_file={}", empty.display());
+        let err = RedisConfig::from_url(&url).unwrap_err().to_string();
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+        assert!(err.contains("empty.pem"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(all(feature = "redis-tls", feature = "redis-cluster"))]
+    #[test]
+    fn tls_cluster_urls_parse() {
+        let c = RedisConfig::from_url("rediss+cluster://h1:7000,h2:7001#insecure").unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(c.to_string(), "rediss+cluster://h1:7000,h2:7001#insecure");
     }
 
     #[cfg(feature = "redis-cluster")]

@@ -1,9 +1,12 @@
-//! [`RedisStore`]: flipper-client's Redis store (`redis://`, `redis+cluster://`): the same keys
-//! and bytes, with atomic compare-and-swap writes and a change channel.
+//! [`RedisStore`]: flipper-client's Redis store (`redis://`, `redis+cluster://`, and over TLS
+//! `rediss://`, `rediss+cluster://`): the same keys and bytes, with atomic compare-and-swap
+//! writes and a change channel.
 
 mod config;
 mod list;
 mod script;
+#[cfg(feature = "redis-tls")]
+mod tls;
 mod watch;
 
 use std::fmt;
@@ -159,7 +162,7 @@ impl RedisStore {
                     .set_response_timeout(Some(config::RESPONSE_TIMEOUT))
                     .set_number_of_retries(3)
                     .set_max_delay(Duration::from_secs(1));
-                ConnectionManager::new_with_config(client.clone(), config)
+                ConnectionManager::new_with_config((**client).clone(), config)
                     .await
                     .map(Conn::Single)
             }
@@ -169,13 +172,19 @@ impl RedisStore {
             }
         }
         .map_err(|e| {
+            let error = self.backend(e);
+            // The cause, explained when TLS verification failed.
+            let cause = match &error {
+                Error::Backend { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
             tracing::warn!(
                 store = %self,
-                error = %e,
+                error = %cause,
                 "cannot connect to Redis; check the URL and that the server is up (retried on \
                  the next operation)"
             );
-            self.backend(e)
+            error
         })?;
         // Loaded now, the scripts cost no NOSCRIPT round trip on the first writes.
         for script in self.inner.scripts.all() {
@@ -188,9 +197,13 @@ impl RedisStore {
     }
 
     fn backend(&self, e: impl Into<BoxError>) -> Error {
+        let source = e.into();
+        // A failed certificate check or handshake says so, and what to do about it.
+        #[cfg(feature = "redis-tls")]
+        let source = tls::explain(source);
         Error::Backend {
             store: self.inner.name.clone(),
-            source: e.into(),
+            source,
         }
     }
 

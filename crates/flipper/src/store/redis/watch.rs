@@ -204,7 +204,7 @@ impl Session {
                 let mut clients = Vec::new();
                 for master in &masters {
                     keyspace &= keyspace_on(store, &mut conn, Some(master)).await;
-                    let addr = redis::ConnectionAddr::Tcp(master.host.clone(), master.port);
+                    let addr = node_addr(node.addr(), master);
                     clients.push(resp2(store, (**node).clone().set_addr(addr))?);
                 }
                 (clients, 0, keyspace)
@@ -512,6 +512,25 @@ async fn keyspace_on(store: &RedisStore, conn: &mut Conn, node: Option<&list::No
 /// `notify-keyspace-events` flags that report every write and deletion of a key.
 fn keyspace_flags_suffice(flags: &str) -> bool {
     flags.contains('K') && (flags.contains('A') || (flags.contains('g') && flags.contains('$')))
+}
+
+/// The address of a cluster master, over TLS (with the same certificates and checks) when the
+/// first node of the URL is.
+#[cfg(feature = "redis-cluster")]
+fn node_addr(first: &redis::ConnectionAddr, master: &list::Node) -> redis::ConnectionAddr {
+    match first {
+        redis::ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => redis::ConnectionAddr::TcpTls {
+            host: master.host.clone(),
+            port: master.port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => redis::ConnectionAddr::Tcp(master.host.clone(), master.port),
+    }
 }
 
 /// A client for pub/sub: RESP2, whose dedicated pub/sub connection the redis crate offers.
