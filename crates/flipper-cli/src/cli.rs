@@ -48,7 +48,7 @@ writing failed (or the server cannot be reached).";
     after_help = AFTER_HELP
 )]
 pub(crate) struct Cli {
-    /// The store: `json:PATH`, `redb:PATH`, `memory:`, `redis://...`, `redis+cluster://...`,
+    /// The store: `json:PATH`, `redb:PATH`, `memory:`, `redis(s)://...`, `redis(s)+cluster://...`,
     /// `postgres://...` or `http(s)://HOST:PORT` (a flipper server) [default: json:flipper.json;
     /// for `serve`, redb:flipper.redb]
     #[arg(

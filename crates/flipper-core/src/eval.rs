@@ -75,6 +75,9 @@ pub enum Reason {
     Disabled,
     /// No such flag: the caller's default was returned.
     FlagMissing,
+    /// The flags are not loaded yet (live flags before their first snapshot): the caller's
+    /// default was returned.
+    NotInitialized,
     /// Checks were given and every condition passed.
     ConditionsMatched,
     /// Checks were given and a condition failed.
@@ -90,12 +93,14 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// A stable snake_case code: `disabled`, `flag_missing`, `conditions_matched`,
-    /// `conditions_failed`, `bucketed_in`, `bucketed_out`, `enabled`, `error`.
+    /// A stable snake_case code: `disabled`, `flag_missing`, `not_initialized`,
+    /// `conditions_matched`, `conditions_failed`, `bucketed_in`, `bucketed_out`, `enabled`,
+    /// `error`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Disabled => "disabled",
             Self::FlagMissing => "flag_missing",
+            Self::NotInitialized => "not_initialized",
             Self::ConditionsMatched => "conditions_matched",
             Self::ConditionsFailed => "conditions_failed",
             Self::BucketedIn => "bucketed_in",
@@ -211,6 +216,27 @@ pub fn evaluate<E: Env + ?Sized>(item: &Item, checks: &Checks, env: &E) -> Evalu
     }
 }
 
+/// The answer of a flag whose answer depends on neither the checks nor the [`Env`]: `false`
+/// ([`Reason::Disabled`]) for a flag switched off, `true` ([`Reason::Enabled`]) for one switched
+/// on with no condition and no bucketer; `None` for any other flag. [`evaluate`] gives the same
+/// answer, for every checks, whenever this is `Some` (live flags precompute it per flag).
+///
+/// ```
+/// use flipper_core::{Item, eval::constant_answer};
+/// assert_eq!(constant_answer(&Item::new("a", true, 1)), Some(true));
+/// assert_eq!(constant_answer(&Item::new("b", false, 1)), Some(false));
+/// ```
+#[inline]
+pub fn constant_answer(item: &Item) -> Option<bool> {
+    if !item.switched_on() {
+        Some(false)
+    } else if item.meta.conditions.is_empty() && item.meta.bucketer.is_noop() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Evaluates a flag that may be missing: `client.is_enabled(name, default=default, **checks)`.
 #[inline]
 pub fn evaluate_or_default<E: Env + ?Sized>(
@@ -312,6 +338,35 @@ mod tests {
             e.error_detail().unwrap().message,
             "'>' not supported between instances of 'str' and 'int'"
         );
+    }
+
+    #[test]
+    fn constant_answers_agree_with_evaluation() {
+        let checks = [Checks::new(), Checks::new().with("a", 1)];
+        let mut conditional = Item::new("c", true, 1);
+        conditional
+            .meta
+            .conditions
+            .push(Condition::new().eq("a", 1));
+        let mut bucketed = Item::new("b", true, 1);
+        bucketed.meta.bucketer = Bucketer::percentage(Percentage::fixed(0.5));
+        let mut off = bucketed.clone();
+        off.is_enabled = Value::Bool(false);
+        for item in [Item::new("on", true, 1), off, conditional, bucketed] {
+            if let Some(answer) = constant_answer(&item) {
+                for c in &checks {
+                    let e = evaluate(&item, c, &ENV);
+                    assert_eq!(e.enabled, answer);
+                    let reason = if answer {
+                        Reason::Enabled
+                    } else {
+                        Reason::Disabled
+                    };
+                    assert_eq!(e.reason, reason);
+                }
+            }
+        }
+        assert_eq!(constant_answer(&readme_flag()), None);
     }
 
     #[test]

@@ -1,22 +1,76 @@
-//! The change log behind `GET /api/v1/stream`: the most recent changes to the
-//! [`Snapshot`](crate::Snapshot), each under the snapshot version it produced, so that a
+//! The change log behind `GET /api/v1/stream`: the most recent changes to the server's live
+//! flags ([`flipper::live::LiveFlags`]), each under the set version it produced, so that a
 //! subscriber that reconnects with the last version it saw gets exactly the changes after it.
 //!
-//! Versions in the log are contiguous: every change moves the snapshot's version on by one, and
-//! a reload that changes several flags is logged as several changes (a put or a delete per
-//! flag). The log keeps the last `capacity` changes; a version older than that is *too old*
-//! and its subscriber needs a fresh snapshot.
+//! [`ChangeFeed`] is the live flags' [`SetObserver`]: it is told of every change under the
+//! live flags' writer lock, before readers can see the new set, so the log always holds the
+//! changes up to any version a reader sees. Versions in the log are contiguous: every change
+//! moves the set version on by one, and a reload that changes several flags is logged as
+//! several changes (a put or a delete per flag). The log keeps the last `capacity` changes; a
+//! version older than that is *too old* and its subscriber needs a fresh snapshot.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use flipper::store::Version;
+use flipper::live::{Edit, FlagSet, SetObserver};
 use flipper::{Item, Object, Value};
 use flipper_core::json;
 
+/// How many changes the log keeps by default.
+pub(crate) const DEFAULT_LOG_CAPACITY: usize = 10_000;
+
+/// The change log of the server's live flags, with the random epoch that names its versions.
+#[derive(Debug)]
+pub(crate) struct ChangeFeed {
+    log: Mutex<ChangeLog>,
+    epoch: u64,
+}
+
+impl ChangeFeed {
+    /// An empty feed keeping the last `capacity` changes (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            log: Mutex::new(ChangeLog::new(capacity)),
+            epoch: crate::state::instance_id(),
+        }
+    }
+
+    fn log(&self) -> MutexGuard<'_, ChangeLog> {
+        // A change is pushed whole: a panic under this lock leaves no gap behind.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A random number naming this process's versions: versions of another process mean
+    /// nothing here.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// At most `max` logged changes after `version`, oldest first (empty when there is none
+    /// yet); `None` when changes after `version` are no longer in the log, or `version` is not
+    /// one the flags have had.
+    pub(crate) fn changes_since(&self, version: u64, max: usize) -> Option<Vec<Arc<LoggedChange>>> {
+        self.log().since(version, max)
+    }
+}
+
+impl SetObserver for ChangeFeed {
+    fn initialized(&self, set: &FlagSet) {
+        self.log().reset(set.version());
+    }
+
+    fn changed(&self, edits: &[Edit], set: &FlagSet) {
+        let mut log = self.log();
+        let first = set.version() + 1 - edits.len() as u64;
+        for (version, edit) in (first..).zip(edits) {
+            log.push(LoggedChange::new(version, edit));
+        }
+    }
+}
+
 /// What a logged change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     /// A flag was created or replaced (`event: put`).
     Put,
     /// A flag was deleted (`event: delete`).
@@ -25,7 +79,7 @@ pub enum ChangeKind {
 
 impl ChangeKind {
     /// The SSE event name: `put` or `delete`.
-    pub fn event_name(self) -> &'static str {
+    pub(crate) fn event_name(self) -> &'static str {
         match self {
             Self::Put => "put",
             Self::Delete => "delete",
@@ -33,34 +87,25 @@ impl ChangeKind {
     }
 }
 
-/// One change, before it gets its version: a put (the flag, its `ETag` text) or a delete.
-pub(crate) enum Edit {
-    Put(Arc<Item>, Option<String>),
-    Delete(String),
-}
-
-impl Edit {
-    pub(crate) fn put(item: &Arc<Item>, version: Option<&Version>) -> Self {
-        Self::Put(Arc::clone(item), version.map(crate::etag::token))
-    }
-}
-
 /// One change, with the event data it is streamed as (rendered once, shared by every
 /// subscriber).
 #[derive(Debug)]
-pub struct LoggedChange {
+pub(crate) struct LoggedChange {
     version: u64,
     kind: ChangeKind,
-    name: String,
     data: String,
 }
 
 impl LoggedChange {
     /// The change `edit` made, under `version`.
-    pub(crate) fn new(version: u64, edit: Edit) -> Self {
+    pub(crate) fn new(version: u64, edit: &Edit) -> Self {
         match edit {
-            Edit::Put(item, etag) => Self::put(version, &item, etag),
-            Edit::Delete(name) => Self::delete(version, name),
+            Edit::Put { item, version: v } => {
+                Self::put(version, item, v.as_ref().map(crate::etag::token))
+            }
+            Edit::Delete { name } => Self::delete(version, name),
+            // A kind of change this version does not know: logged as what it is about.
+            other => Self::delete(version, other.name()),
         }
     }
 
@@ -75,40 +120,33 @@ impl LoggedChange {
         Self {
             version,
             kind: ChangeKind::Put,
-            name: item.feature_name.clone(),
             data: json::to_string(&Value::from(o)),
         }
     }
 
     /// A delete: data `{"name": NAME}`.
-    pub(crate) fn delete(version: u64, name: String) -> Self {
+    pub(crate) fn delete(version: u64, name: &str) -> Self {
         let mut o = Object::with_capacity(1);
-        o.insert("name".into(), Value::from(name.as_str()));
+        o.insert("name".into(), Value::from(name));
         Self {
             version,
             kind: ChangeKind::Delete,
-            name,
             data: json::to_string(&Value::from(o)),
         }
     }
 
-    /// The snapshot version after this change.
-    pub fn version(&self) -> u64 {
+    /// The set version after this change.
+    pub(crate) fn version(&self) -> u64 {
         self.version
     }
 
     /// Put or delete.
-    pub fn kind(&self) -> ChangeKind {
+    pub(crate) fn kind(&self) -> ChangeKind {
         self.kind
     }
 
-    /// The flag.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The event's data: one line of JSON.
-    pub fn data(&self) -> &str {
+    pub(crate) fn data(&self) -> &str {
         &self.data
     }
 }
@@ -186,7 +224,7 @@ mod tests {
         assert_eq!(versions(log.since(0, 10)), None);
         assert_eq!(versions(log.since(2, 10)), None);
         for v in 2..=6 {
-            log.push(LoggedChange::delete(v, format!("f{v}")));
+            log.push(LoggedChange::delete(v, &format!("f{v}")));
         }
         // 4, 5, 6 are kept: resuming from 3 (just before them) up to 6 works.
         assert_eq!(versions(log.since(2, 10)), None);
@@ -208,8 +246,8 @@ mod tests {
                 item.to_json()
             )
         );
-        let delete = LoggedChange::delete(3, "é".into());
+        let delete = LoggedChange::delete(3, "é");
         assert_eq!(delete.data(), r#"{"name": "\u00e9"}"#);
-        assert_eq!((delete.name(), delete.version()), ("é", 3));
+        assert_eq!(delete.version(), 3);
     }
 }

@@ -16,11 +16,11 @@ pub const DEFAULT_STORE_URL: &str = "redb:flipper.redb";
 /// The largest request body accepted by default: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
-/// How often the snapshot is reloaded from a store that cannot report its changes.
+/// How often the flags are reloaded from a store that cannot report its changes.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How many recent changes the change stream keeps for subscribers that reconnect.
-pub const DEFAULT_STREAM_LOG_SIZE: usize = crate::snapshot::DEFAULT_LOG_CAPACITY;
+pub const DEFAULT_STREAM_LOG_SIZE: usize = crate::changelog::DEFAULT_LOG_CAPACITY;
 
 /// How long a change stream may stay silent before a heartbeat (a comment line) is sent.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
@@ -47,7 +47,7 @@ pub struct ServerConfig {
     pub insecure: bool,
     /// The largest request body, in bytes ([`DEFAULT_MAX_BODY_BYTES`]); larger ones get 413.
     pub max_body_bytes: usize,
-    /// How often to reload the snapshot from a store without (complete) change notification
+    /// How often to reload the flags from a store without (complete) change notification
     /// ([`DEFAULT_POLL_INTERVAL`]).
     pub poll_interval: Duration,
     /// How many recent changes `GET /api/v1/stream` keeps, so that a subscriber that

@@ -5,15 +5,16 @@
 //! * a management API under `/api/v1` (list, create, get, delete, enable, disable, conditions,
 //!   bucketer, client data, meta) that writes through [`flipper::FeatureFlagClient`], so
 //!   compare-and-swap and events apply exactly as in the library;
-//! * evaluation without I/O: an in-memory [`Snapshot`] of every flag, kept current from the
-//!   store's changes, answers `POST /api/v1/evaluate` and the OpenFeature Remote Evaluation
-//!   Protocol (`/ofrep/v1/evaluate/flags[/{key}]`);
+//! * evaluation without I/O: the library's live flags ([`flipper::live::LiveFlags`]), every
+//!   flag in memory kept current from the store's changes, answer `POST /api/v1/evaluate` and
+//!   the OpenFeature Remote Evaluation Protocol (`/ofrep/v1/evaluate/flags[/{key}]`);
 //! * a change stream, `GET /api/v1/stream` (server-sent events): every flag, then each change,
-//!   resumable with `Last-Event-ID` from a bounded log of recent changes;
+//!   resumable with `Last-Event-ID` from a bounded log of recent changes (fed by the live
+//!   flags' observer hook);
 //! * bearer-token auth (an admin token for writes, an SDK token for reads and evaluation),
 //!   `/healthz` and `/readyz`, one structured log line per request;
 //! * Prometheus metrics at `GET /metrics` (requests, evaluations, stream subscribers, store
-//!   latency and errors, the snapshot), and this API as an OpenAPI 3.1 document at
+//!   latency and errors, the flags in memory), and this API as an OpenAPI 3.1 document at
 //!   `GET /api/v1/openapi.json`.
 //!
 //! This is the only crate of the workspace that knows HTTP. Bad input gets a 4xx whose JSON
@@ -42,10 +43,8 @@ mod etag;
 mod metrics;
 mod path;
 mod serve;
-pub mod snapshot;
 mod state;
 mod stream;
-mod sync;
 
 pub use api::router;
 pub use config::{
@@ -53,5 +52,4 @@ pub use config::{
     DEFAULT_STORE_URL, DEFAULT_STREAM_LOG_SIZE, SHUTDOWN_GRACE, ServerConfig,
 };
 pub use serve::{ServeError, serve, serve_on, shutdown_signal};
-pub use snapshot::{FlagSet, Snapshot};
 pub use state::AppState;

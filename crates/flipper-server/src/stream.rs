@@ -17,8 +17,8 @@
 //! ```
 //!
 //! A subscriber first gets every flag (`snapshot`), then one event per change. An id is
-//! `EPOCH:VERSION`: the snapshot's [epoch](crate::Snapshot::epoch) (random per process) and
-//! the snapshot version after the event. Reconnecting with `Last-Event-ID` resumes after that
+//! `EPOCH:VERSION`: a random per-process epoch and the set version of the server's live flags
+//! after the event. Reconnecting with `Last-Event-ID` resumes after that
 //! version when the change log still holds every change since; otherwise (too old, another
 //! process's epoch, not an id of ours) the stream starts with a fresh snapshot. A comment line
 //! (`:`) is sent after every heartbeat interval without an event, so proxies keep the
@@ -39,12 +39,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use flipper::live::{FlagSet, LiveFlags};
 use tokio::sync::watch;
 
 use crate::auth::Read;
+use crate::changelog::{ChangeFeed, LoggedChange};
 use crate::error::ApiError;
 use crate::metrics::StreamSubscriber;
-use crate::snapshot::{FlagSet, LoggedChange, Snapshot};
 use crate::state::AppState;
 
 /// How many logged changes a subscriber takes at a time: the most it holds of its own.
@@ -74,8 +75,8 @@ impl Streams {
     }
 
     /// The current set as a `snapshot` event's data, with its version.
-    fn snapshot_data(&self, snapshot: &Snapshot) -> (u64, Arc<str>) {
-        let set = snapshot.all();
+    fn snapshot_data(&self, live: &LiveFlags) -> (u64, Arc<str>) {
+        let set = live.flags();
         // Held while rendering: subscribers arriving together wait for one rendering.
         let mut rendered = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((version, data)) = &*rendered
@@ -119,19 +120,20 @@ pub(crate) async fn subscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let snapshot = Arc::clone(state.snapshot());
-    if !snapshot.is_loaded() {
+    let live = state.live().clone();
+    if !live.is_initialized() {
         return Err(ApiError::not_ready());
     }
+    let feed = Arc::clone(state.feed());
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_event_id);
-    let resume = last.and_then(|(epoch, version)| (epoch == snapshot.epoch()).then_some(version));
+    let resume = last.and_then(|(epoch, version)| (epoch == feed.epoch()).then_some(version));
     tracing::debug!(?resume, "stream subscriber");
     let streams = Arc::clone(state.streams());
     let heartbeat = streams.heartbeat;
-    let mut subscriber = Subscriber::new(snapshot, streams, resume);
+    let mut subscriber = Subscriber::new(live, feed, streams, resume);
     subscriber.gauge = Some(state.metrics().stream_subscriber());
     let events = futures_util::stream::unfold(subscriber, |mut subscriber| async move {
         let message = subscriber.next().await?;
@@ -158,7 +160,8 @@ enum Message {
 
 /// One open stream: its position in the log and the changes it took from it.
 struct Subscriber {
-    snapshot: Arc<Snapshot>,
+    live: LiveFlags,
+    feed: Arc<ChangeFeed>,
     streams: Arc<Streams>,
     versions: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
@@ -170,11 +173,17 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    fn new(snapshot: Arc<Snapshot>, streams: Arc<Streams>, resume: Option<u64>) -> Self {
+    fn new(
+        live: LiveFlags,
+        feed: Arc<ChangeFeed>,
+        streams: Arc<Streams>,
+        resume: Option<u64>,
+    ) -> Self {
         Self {
-            versions: snapshot.subscribe(),
+            versions: live.subscribe_versions(),
             closing: streams.closing.subscribe(),
-            snapshot,
+            live,
+            feed,
             streams,
             cursor: resume,
             pending: VecDeque::new(),
@@ -193,13 +202,13 @@ impl Subscriber {
                 return Some(Message::Change(change));
             }
             let Some(cursor) = self.cursor else {
-                let (version, data) = self.streams.snapshot_data(&self.snapshot);
+                let (version, data) = self.streams.snapshot_data(&self.live);
                 self.cursor = Some(version);
                 return Some(Message::Snapshot(version, data));
             };
             // Marked seen before reading the log: a change logged after this wakes us.
             self.versions.borrow_and_update();
-            match self.snapshot.changes_since(cursor, BATCH) {
+            match self.feed.changes_since(cursor, BATCH) {
                 None => {
                     tracing::debug!(cursor, "stream subscriber behind the log: fresh snapshot");
                     self.cursor = None;
@@ -218,7 +227,7 @@ impl Subscriber {
     }
 
     fn event(&self, message: Message) -> Event {
-        let epoch = self.snapshot.epoch();
+        let epoch = self.feed.epoch();
         match message {
             Message::Snapshot(version, data) => Event::default()
                 .event("snapshot")
@@ -234,17 +243,7 @@ impl Subscriber {
 
 #[cfg(test)]
 mod tests {
-    use flipper::Item;
-    use flipper::store::{Version, Versioned};
-
     use super::*;
-
-    fn flag(name: &str, on: bool) -> Versioned {
-        Versioned {
-            item: Item::new(name, on, 1),
-            version: Version::from_seq(1),
-        }
-    }
 
     fn describe(message: Option<Message>) -> String {
         match message {
@@ -256,24 +255,43 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscriber_behind_the_log_gets_a_fresh_snapshot() {
-        let snapshot = Arc::new(Snapshot::with_log_capacity(2));
-        snapshot.replace([]);
+        use flipper::live::LiveOptions;
+        use flipper::store::{MemoryStore, Store, StoreExt};
+        let store = Arc::new(MemoryStore::new());
+        let feed = Arc::new(ChangeFeed::new(2));
+        let live = LiveFlags::start(
+            Arc::clone(&store) as Arc<dyn Store>,
+            LiveOptions::default().observer(Arc::clone(&feed) as _),
+        )
+        .await;
+        let reaches = async |version: u64| {
+            let mut versions = live.subscribe_versions();
+            versions.wait_for(|v| *v >= version).await.unwrap();
+        };
         let streams = Arc::new(Streams::new(Duration::from_secs(15)));
-        let mut slow = Subscriber::new(Arc::clone(&snapshot), Arc::clone(&streams), None);
-        let mut fast = Subscriber::new(Arc::clone(&snapshot), Arc::clone(&streams), Some(1));
+        let subscriber = |resume| {
+            Subscriber::new(
+                live.clone(),
+                Arc::clone(&feed),
+                Arc::clone(&streams),
+                resume,
+            )
+        };
+        let (mut slow, mut fast) = (subscriber(None), subscriber(Some(1)));
         assert_eq!(
             describe(slow.next().await),
             r#"snapshot 1 {"version": 1, "flags": []}"#
         );
-        snapshot.put_versioned(flag("a", true));
+        store.create_at("a", true, None, 1).await.unwrap();
         assert_eq!(describe(fast.next().await), "put 2");
         for on in [false, true, false] {
-            snapshot.put_versioned(flag("a", on));
+            store.set("a", on).await.unwrap();
         }
+        reaches(5).await;
         // The log holds 4 and 5: `slow` (at 1) has lost 2 and 3, `fast` (at 2) only 3.
         assert!(describe(slow.next().await).starts_with("snapshot 5 "));
         assert!(describe(fast.next().await).starts_with("snapshot 5 "));
-        snapshot.remove("a");
+        store.delete("a").await.unwrap();
         assert_eq!(describe(slow.next().await), "delete 6");
         streams.close();
         assert_eq!(describe(slow.next().await), "end");

@@ -282,7 +282,7 @@ async fn a_store_down_at_start_is_not_ready_until_it_answers() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json()["errorCode"], "GENERAL");
     rigged.set_down(false);
-    common::eventually("the snapshot loads", async || state.snapshot().is_loaded()).await;
+    common::eventually("the snapshot loads", async || state.live().is_initialized()).await;
     assert_eq!(
         call(&app, "GET", "/readyz", None, None).await.status,
         StatusCode::OK

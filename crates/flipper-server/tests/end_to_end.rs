@@ -215,7 +215,7 @@ async fn follows(store: Arc<dyn Store>, writer: &dyn Store) {
     let mut config = ServerConfig::default();
     config.poll_interval = Duration::from_millis(50);
     let state = AppState::start(&config, store).await.unwrap();
-    let snapshot = Arc::clone(state.snapshot());
+    let snapshot = state.live().clone();
     writer.create_at("direct", true, None, 1).await.unwrap();
     eventually("a direct create", async || snapshot.get("direct").is_some()).await;
     writer.set("direct", false).await.unwrap();

@@ -52,7 +52,7 @@ async fn evaluate_answers_every_flag_with_reasons() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let v = r.json();
-    assert_eq!(v["version"], state.snapshot().version());
+    assert_eq!(v["version"], state.live().version());
     let f = &v["flags"];
     assert_eq!(
         f["static_on"],
@@ -67,7 +67,7 @@ async fn evaluate_answers_every_flag_with_reasons() {
     // The library's own answer for the consistent hash.
     let checks = Checks::new().with("age", 30).with("targetingKey", "u1");
     let half = state
-        .snapshot()
+        .live()
         .get("half")
         .unwrap()
         .evaluate(&checks, &SystemEnv);
@@ -87,7 +87,7 @@ async fn evaluate_answers_every_flag_with_reasons() {
         r.body,
         format!(
             r#"{{"version": {}, "flags": {{"missing": {{"enabled": true, "reason": "flag_missing"}}, "adults": {{"enabled": false, "reason": "conditions_failed"}}}}}}"#,
-            state.snapshot().version()
+            state.live().version()
         )
     );
 }
@@ -257,10 +257,10 @@ async fn ofrep_bulk_with_etag() {
     assert_eq!(other.status, StatusCode::OK);
     assert_ne!(other.header("etag"), Some(etag.as_str()));
     // A change to the flags: the old ETag no longer matches.
-    let version = state.snapshot().version();
+    let version = state.live().version();
     store.set("off", true).await.unwrap();
     eventually("the snapshot sees the change", async || {
-        state.snapshot().version() > version
+        state.live().version() > version
     })
     .await;
     let changed = call_with(

@@ -99,7 +99,7 @@ async fn scrape_after_traffic() {
     assert_eq!(r.status, 204);
     eventually("the snapshot has the condition", async || {
         state
-            .snapshot()
+            .live()
             .get("cond")
             .is_some_and(|f| !f.meta.conditions.is_empty())
     })
@@ -253,7 +253,7 @@ async fn scrape_after_traffic() {
         204
     );
     eventually("the snapshot drops the flag", async || {
-        state.snapshot().get("off").is_none()
+        state.live().get("off").is_none()
     })
     .await;
     let (status, content_type, text) = scrape(
@@ -311,4 +311,56 @@ async fn open_streams_are_counted() {
     assert_eq!(subscribers().await, 1.0);
     drop(second);
     assert_eq!(subscribers().await, 0.0);
+}
+
+/// The store's own counters (`Store::counters`) are series: a cache in front, and a replica
+/// that cannot be written (its directory does not exist).
+#[tokio::test]
+async fn store_counters_are_series() {
+    use flipper::store::{CachedStore, JsonFileStore, ReplicatedStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let broken = JsonFileStore::new(dir.path().join("missing-dir/flags.json"));
+    let replica_name = broken.to_string();
+    let replicated = ReplicatedStore::new(
+        Arc::new(MemoryStore::new()),
+        vec![Arc::new(broken) as Arc<dyn Store>],
+    );
+    let (app, _state) = app(Arc::new(CachedStore::new(replicated))).await;
+    let r = call(
+        &app,
+        "POST",
+        "/api/v1/flags",
+        Some(ADMIN),
+        Some(r#"{"name": "f", "is_enabled": true}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "the primary's write succeeds: {}", r.body);
+    for _ in 0..3 {
+        assert_eq!(
+            call(&app, "GET", "/api/v1/flags/f", Some(SDK), None)
+                .await
+                .status,
+            200
+        );
+    }
+    let (status, _, text) = scrape(&app, Some(SDK), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (samples, types) = parse(&text);
+    let failures = format!("flipper_store_replica_failures_total{{replica=\"{replica_name}\"}}");
+    assert_eq!(value(&samples, &failures), 1.0, "{text}");
+    assert_eq!(types["flipper_store_replica_failures_total"], "counter");
+    for name in ["hits", "misses", "loads", "evictions"] {
+        let series = format!("flipper_store_cache_{name}_total");
+        assert!(value(&samples, &series) >= 0.0);
+        assert_eq!(
+            types[&format!("flipper_store_cache_{name}_total")],
+            "counter"
+        );
+    }
+    assert!(
+        value(&samples, "flipper_store_cache_hits_total")
+            + value(&samples, "flipper_store_cache_misses_total")
+            >= 3.0,
+        "the reads went through the cache: {text}"
+    );
 }

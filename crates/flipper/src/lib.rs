@@ -6,6 +6,9 @@
 //!
 //! * [`FeatureFlagClient`] and [`FeatureFlag`]: flipper-client's API (create, enable, conditions,
 //!   bucketers, client data, ...), async.
+//! * [`live`]: [`LiveFlags`](live::LiveFlags), every flag of a store in memory, kept current
+//!   from the store's changes and evaluated synchronously in nanoseconds, with change
+//!   listeners, offline start and outage tolerance: **the recommended way to evaluate**.
 //! * [`store`]: the [`Store`](store::Store) trait, its stores and the URL syntax
 //!   ([`store::open`]).
 //! * [`events`]: the 16 pre/post events around every write.
@@ -37,6 +40,7 @@ pub mod events;
 pub mod export;
 pub mod flag;
 pub mod guard;
+pub mod live;
 pub mod store;
 
 pub use client::{FeatureFlagClient, SystemEnv};

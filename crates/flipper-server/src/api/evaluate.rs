@@ -1,4 +1,4 @@
-//! `POST /api/v1/evaluate`: answers with reasons, from the snapshot (no store I/O).
+//! `POST /api/v1/evaluate`: answers with reasons, from the live flags (no store I/O).
 //!
 //! ```json
 //! {"context": {"user_id": 42, "plan": "pro"}, "flags": ["a", "b"], "default": false}
@@ -12,7 +12,7 @@
 //!  "b": {"enabled": false, "reason": "error", "error": "TypeError: ..."}}}
 //! ```
 //!
-//! `version` is the snapshot's: the same version means the same flags.
+//! `version` is the live flags' set version: the same version means the same flags.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -39,11 +39,11 @@ pub(super) async fn evaluate(
         .unwrap_or_default();
     let names = body::opt_str_list(&body, "flags")?;
     let default = body::opt_bool(&body, "default")?.unwrap_or(false);
-    if !state.snapshot().is_loaded() {
+    if !state.live().is_initialized() {
         return Err(ApiError::not_ready());
     }
     let checks = Checks::from(context);
-    let flags = state.snapshot().all();
+    let flags = state.live().flags();
     let metrics = state.metrics();
     let mut results = Object::with_capacity(names.as_ref().map_or(flags.len(), Vec::len));
     match names {

@@ -23,7 +23,7 @@ pub(super) async fn healthz() -> Response {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if !state.snapshot().is_loaded() {
+    if !state.live().is_initialized() {
         return Err(ApiError::not_ready());
     }
     if !state.is_following() {
@@ -40,7 +40,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Response, Ap
         Ok(Err(e)) => return Err(ApiError::store_unavailable(e.to_string())),
         Ok(Ok(_)) => {}
     }
-    let flags = state.snapshot().all();
+    let flags = state.live().flags();
     let mut body = Object::with_capacity(3);
     body.insert("status".into(), Value::from("ready"));
     body.insert("flags".into(), Value::from(flags.len()));

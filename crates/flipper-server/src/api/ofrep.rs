@@ -1,5 +1,5 @@
 //! The OpenFeature Remote Evaluation Protocol (OFREP 0.3): `POST /ofrep/v1/evaluate/flags/{key}`
-//! and the bulk `POST /ofrep/v1/evaluate/flags`, answered from the snapshot.
+//! and the bulk `POST /ofrep/v1/evaluate/flags`, answered from the live flags.
 //!
 //! The request is `{"context": {...}}`; the context's attributes are the checks, in the
 //! object's order (`targetingKey` is an ordinary attribute named `targetingKey`; a missing
@@ -13,11 +13,12 @@
 //! | `conditions_failed` | `DEFAULT` (no rule chose a value: the flag's off value) |
 //! | `bucketed_in`, `bucketed_out` | `SPLIT` |
 //! | `error` (where Python raises `TypeError`) | an evaluation failure, `GENERAL` (400 for a single flag; an entry of the bulk `flags` array) |
+//! | `not_initialized` (flags not loaded yet) | never answered: the server is not ready (503) until its flags load |
 //!
 //! A missing flag is `FLAG_NOT_FOUND` (404); a body that is not JSON is `PARSE_ERROR` (400); a
 //! context that is not an object is `INVALID_CONTEXT` (400).
 //!
-//! The bulk response carries an ETag derived from the snapshot version, the context and this
+//! The bulk response carries an ETag derived from the flags' set version, the context and this
 //! process (plus the current second while some flag ramps over time); a request whose
 //! `If-None-Match` holds it gets 304 without evaluating anything.
 
@@ -35,8 +36,8 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, OfrepError, json_response};
 use crate::metrics::Api;
 use crate::path::FlagName;
-use crate::snapshot::FlagSet;
 use crate::state::AppState;
+use flipper::live::FlagSet;
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
 pub(super) async fn single(
@@ -48,10 +49,10 @@ pub(super) async fn single(
     let FlagName(key) = key.map_err(|e| OfrepError::from_api(e, None))?;
     let JsonBody(body) = body.map_err(|e| OfrepError::from_api(e, Some(&key)))?;
     let checks = Checks::from(context(body, Some(&key))?);
-    if !state.snapshot().is_loaded() {
+    if !state.live().is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), Some(&key)));
     }
-    let flags = state.snapshot().all();
+    let flags = state.live().flags();
     let Some(item) = flags.get(&key) else {
         state.metrics().evaluation_of_missing_flag(Api::Ofrep);
         return Err(OfrepError::flag_not_found(&key));
@@ -76,10 +77,10 @@ pub(super) async fn bulk(
 ) -> Result<Response, OfrepError> {
     let JsonBody(body) = body.map_err(|e| OfrepError::from_api(e, None))?;
     let checks = Checks::from(context(body, None)?);
-    if !state.snapshot().is_loaded() {
+    if !state.live().is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), None));
     }
-    let flags = state.snapshot().all();
+    let flags = state.live().flags();
     let tag = etag(state.instance(), &flags, &checks);
     let tag_header = HeaderValue::try_from(tag.as_str()).ok();
     let mut response = if if_none_match(&headers, &tag) {
@@ -149,6 +150,9 @@ pub(crate) fn reason(r: &Reason) -> &'static str {
         Reason::Disabled => "DISABLED",
         Reason::ConditionsMatched => "TARGETING_MATCH",
         Reason::ConditionsFailed | Reason::FlagMissing => "DEFAULT",
+        // The server answers 503 before its flags are loaded; a client of live flags maps it
+        // the way OpenFeature reports a provider that is not ready.
+        Reason::NotInitialized => "ERROR",
         Reason::BucketedIn | Reason::BucketedOut => "SPLIT",
         Reason::Error(_) => "ERROR",
         _ => "UNKNOWN",
@@ -164,7 +168,7 @@ impl json::Output for Hashing {
     }
 }
 
-/// `"<hex>"`: SHA-1 of the process, the snapshot version, the context (names and values as
+/// `"<hex>"`: SHA-1 of the process, the set version, the context (names and values as
 /// JSON, in order) and, while some flag ramps over time, the current second.
 fn etag(instance: u64, flags: &FlagSet, checks: &Checks) -> String {
     let mut h = Hashing(Sha1::new());

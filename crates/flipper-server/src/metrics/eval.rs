@@ -16,7 +16,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 
-use crate::snapshot::FlagSet;
+use flipper::live::FlagSet;
 
 /// Which evaluation API answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Api {
 }
 
 /// flipper's reason codes ([`flipper::Reason::code`]), in slot order.
-const REASONS: [&str; 8] = [
+const REASONS: [&str; 9] = [
     "enabled",
     "disabled",
     "conditions_matched",
@@ -48,6 +48,7 @@ const REASONS: [&str; 8] = [
     "bucketed_out",
     "error",
     "flag_missing",
+    "not_initialized",
 ];
 
 /// Slots per API: one per reason and answer.
@@ -175,16 +176,20 @@ impl Collector for Evaluations {
 mod tests {
     use std::sync::Arc;
 
-    use flipper::{Checks, Item, Reason, SystemEnv};
+    use flipper::{Checks, Reason, SystemEnv};
 
     use super::*;
-    use crate::snapshot::Snapshot;
 
-    #[test]
-    fn series_exist_only_for_existing_flags() {
-        let snapshot = Snapshot::new();
-        snapshot.replace([Item::new("on", true, 1), Item::new("off", false, 1)]);
-        let flags = snapshot.all();
+    #[tokio::test]
+    async fn series_exist_only_for_existing_flags() {
+        use flipper::live::{LiveFlags, LiveOptions};
+        use flipper::store::{MemoryStore, Store, StoreExt};
+        let store = Arc::new(MemoryStore::new());
+        store.create("on", true, None).await.unwrap();
+        store.create("off", false, None).await.unwrap();
+        let live =
+            LiveFlags::start(Arc::clone(&store) as Arc<dyn Store>, LiveOptions::default()).await;
+        let flags = live.flags();
         let evaluations = Evaluations::default();
         for name in ["on", "off", "on"] {
             let item = flags.get(name).map(Arc::clone).unwrap();
@@ -196,22 +201,23 @@ mod tests {
             reason: Reason::FlagMissing,
         };
         evaluations.record(Api::Evaluate, &flags, "nope", &missing);
-        let map = evaluations.by_flag.read().unwrap();
-        let on = &map["on"][Api::Ofrep.index()];
-        assert_eq!(
-            on[slot(&Evaluation {
-                enabled: true,
-                reason: Reason::Enabled
-            })
-            .unwrap()]
-            .load(Ordering::Relaxed),
-            2
-        );
-        assert!(!map.contains_key("nope"));
-        drop(map);
+        {
+            let map = evaluations.by_flag.read().unwrap();
+            let on = &map["on"][Api::Ofrep.index()];
+            assert_eq!(
+                on[slot(&Evaluation {
+                    enabled: true,
+                    reason: Reason::Enabled
+                })
+                .unwrap()]
+                .load(Ordering::Relaxed),
+                2
+            );
+            assert!(!map.contains_key("nope"));
+        }
         assert_eq!(evaluations.missing[0].load(Ordering::Relaxed), 1);
-        snapshot.remove("off");
-        evaluations.forget_deleted(&snapshot.all());
+        live.client().destroy("off").await.unwrap();
+        evaluations.forget_deleted(&live.flags());
         assert!(!evaluations.by_flag.read().unwrap().contains_key("off"));
     }
 }

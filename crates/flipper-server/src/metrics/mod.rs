@@ -17,6 +17,8 @@
 //! | `flipper_store_operation_errors_total` | `operation`, `error` | failed store operations; `error` is `conflict`, `already_exists`, `corrupt`, `unavailable` or `other` |
 //! | `flipper_store_changes_total` | `kind` | changes reported by the store's watch (`put`, `delete`, `resync`) |
 //! | `flipper_snapshot_flags`, `flipper_snapshot_version` | | the in-memory flags: how many, and their version |
+//! | `flipper_store_cache_hits_total`, `..._cache_misses_total`, `..._cache_loads_total`, `..._cache_evictions_total` | | the cache in front of the store (`--cache-size`, `--cache-ttl`) |
+//! | `flipper_store_replica_failures_total` | `replica` | writes a replica failed or did not finish in time (`--replica`) |
 //!
 //! Cardinality is bounded: evaluation contexts never become labels, a flag name becomes a
 //! label only while the flag exists (series of deleted flags are dropped), methods outside the
@@ -26,7 +28,7 @@ mod eval;
 mod store;
 mod text;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -42,7 +44,7 @@ pub(crate) use eval::Api;
 use eval::Evaluations;
 pub(crate) use store::InstrumentedStore;
 
-use crate::snapshot::{FlagSet, Snapshot};
+use flipper::live::{FlagSet, LiveFlags, WeakLiveFlags};
 
 /// Latency buckets, in seconds: 50 µs (an evaluation from memory) to 10 s (a stuck store).
 const LATENCY_BUCKETS: [f64; 17] = [
@@ -83,7 +85,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    snapshot: Arc<Snapshot>,
+    /// The live flags, once started (weakly: they own the store, which holds these metrics).
+    flags: Arc<OnceLock<WeakLiveFlags>>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: HistogramFamily<HttpLabels>,
     evaluations: Arc<Evaluations>,
@@ -94,8 +97,8 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics of a server whose flags are `snapshot`.
-    pub(crate) fn new(snapshot: Arc<Snapshot>) -> Self {
+    /// The metrics of a server; [`Metrics::follow`] gives them its flags.
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("flipper");
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -136,10 +139,12 @@ impl Metrics {
             "Changes reported by the store's watch, by kind",
             store_changes.clone(),
         );
-        registry.register_collector(Box::new(SnapshotGauges(Arc::clone(&snapshot))));
+        let flags = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(SnapshotGauges(Arc::clone(&flags))));
+        registry.register_collector(Box::new(StoreCounters(Arc::clone(&flags))));
         Self {
             registry,
-            snapshot,
+            flags,
             http_requests,
             http_duration,
             evaluations,
@@ -148,6 +153,15 @@ impl Metrics {
             store_errors,
             store_changes,
         }
+    }
+
+    /// Reports on `live` (the flags count and version, and which flags' series to keep).
+    pub(crate) fn follow(&self, live: &LiveFlags) {
+        let _ = self.flags.set(live.downgrade());
+    }
+
+    fn current_flags(&self) -> Option<Arc<FlagSet>> {
+        current_flags(&self.flags)
     }
 
     /// One HTTP request: `route` is the matched template (or `<unmatched>`).
@@ -223,7 +237,9 @@ impl Metrics {
     /// # Errors
     /// Only if encoding fails, which writing to a `String` does not.
     pub(crate) fn render(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
-        self.evaluations.forget_deleted(&self.snapshot.all());
+        if let Some(flags) = self.current_flags() {
+            self.evaluations.forget_deleted(&flags);
+        }
         let mut out = String::with_capacity(8192);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(if openmetrics {
@@ -245,15 +261,22 @@ impl Drop for StreamSubscriber {
     }
 }
 
+fn current_flags(flags: &OnceLock<WeakLiveFlags>) -> Option<Arc<FlagSet>> {
+    Some(flags.get()?.upgrade()?.flags())
+}
+
 /// `flipper_snapshot_flags` and `flipper_snapshot_version`, read at scrape time.
 #[derive(Debug)]
-struct SnapshotGauges(Arc<Snapshot>);
+struct SnapshotGauges(Arc<OnceLock<WeakLiveFlags>>);
 
 impl Collector for SnapshotGauges {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let flags = self.0.all();
-        let len = i64::try_from(flags.len()).unwrap_or(i64::MAX);
-        let version = i64::try_from(flags.version()).unwrap_or(i64::MAX);
+        let (len, version) = current_flags(&self.0).map_or((0, 0), |flags| {
+            (
+                i64::try_from(flags.len()).unwrap_or(i64::MAX),
+                i64::try_from(flags.version()).unwrap_or(i64::MAX),
+            )
+        });
         for (name, help, value) in [
             (
                 "snapshot_flags",
@@ -269,6 +292,51 @@ impl Collector for SnapshotGauges {
             let gauge = ConstGauge::new(value);
             let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the store and its wrappers count (`Store::counters`: cache hits, replica failures),
+/// read at scrape time as `flipper_store_NAME_total`.
+#[derive(Debug)]
+struct StoreCounters(Arc<OnceLock<WeakLiveFlags>>);
+
+impl Collector for StoreCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use prometheus_client::metrics::counter::ConstCounter;
+        let Some(live) = self.0.get().and_then(WeakLiveFlags::upgrade) else {
+            return Ok(());
+        };
+        let Some(store) = live.store() else {
+            return Ok(());
+        };
+        let mut counters = store.counters();
+        // One descriptor per name, its label sets after it (a stable sort keeps their order).
+        counters.sort_by_key(|c| c.name);
+        for group in counters.chunk_by(|a, b| a.name == b.name) {
+            let first = &group[0];
+            let name = format!("store_{}", first.name);
+            let mut family = encoder.encode_descriptor(
+                &name,
+                first.help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for counter in group {
+                if counter.labels.is_empty() {
+                    // One series per name: with two caches stacked, the outer one's.
+                    ConstCounter::new(counter.value).encode(family)?;
+                    break;
+                }
+                let labels: Vec<(&str, &str)> = counter
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect();
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(counter.value).encode(metric)?;
+            }
         }
         Ok(())
     }
@@ -319,7 +387,7 @@ mod tests {
 
     #[test]
     fn subscribers_are_counted_while_the_guard_lives() {
-        let metrics = Metrics::new(Arc::new(Snapshot::new()));
+        let metrics = Metrics::new();
         let a = metrics.stream_subscriber();
         let b = metrics.stream_subscriber();
         assert_eq!(metrics.stream_subscribers.get(), 2);

@@ -71,6 +71,10 @@ impl Store for InstrumentedStore {
         self.timed("list", self.inner.list(limit, offset)).await
     }
 
+    fn counters(&self) -> Vec<flipper::store::StoreCounter> {
+        self.inner.counters()
+    }
+
     fn watch(&self) -> Option<ChangeStream> {
         let metrics = Arc::clone(&self.metrics);
         let changes = self.inner.watch()?;
@@ -85,13 +89,9 @@ mod tests {
     use flipper::store::MemoryStore;
 
     use super::*;
-    use crate::snapshot::Snapshot;
 
     fn instrumented() -> InstrumentedStore {
-        InstrumentedStore::new(
-            Arc::new(MemoryStore::new()),
-            Arc::new(Metrics::new(Arc::new(Snapshot::new()))),
-        )
+        InstrumentedStore::new(Arc::new(MemoryStore::new()), Arc::new(Metrics::new()))
     }
 
     flipper::store_conformance_tests!(instrumented());

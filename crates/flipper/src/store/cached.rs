@@ -11,7 +11,9 @@ use flipper_core::Item;
 use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 
-use super::{Capabilities, Change, ChangeStream, ListEntry, PutMode, Store, Version, Versioned};
+use super::{
+    Capabilities, Change, ChangeStream, ListEntry, PutMode, Store, StoreCounter, Version, Versioned,
+};
 use crate::error::Result;
 
 mod copy_error;
@@ -289,6 +291,35 @@ impl<S: Store> fmt::Display for CachedStore<S> {
 impl<S: Store> Store for CachedStore<S> {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
+    }
+
+    /// `cache_hits`, `cache_misses`, `cache_loads`, `cache_evictions`, then the inner store's.
+    fn counters(&self) -> Vec<StoreCounter> {
+        let stats = self.stats();
+        let mut counters = vec![
+            StoreCounter::new(
+                "cache_hits",
+                "Reads answered from the cache (a cached absence included).",
+                stats.hits,
+            ),
+            StoreCounter::new(
+                "cache_misses",
+                "Reads the cache could not answer.",
+                stats.misses,
+            ),
+            StoreCounter::new(
+                "cache_loads",
+                "Reads of the store behind the cache (concurrent misses of one flag share one).",
+                stats.loads,
+            ),
+            StoreCounter::new(
+                "cache_evictions",
+                "Entries pushed out of the full cache.",
+                stats.evictions,
+            ),
+        ];
+        counters.extend(self.inner.counters());
+        counters
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {

@@ -18,7 +18,7 @@
 //! | [`JsonFileStore`] | `json:PATH` | content digest | this process's writes |
 //! | [`RedbStore`] | `redb:PATH` | counter, in the file | this process's writes (the file is locked to one process) |
 //! | `HttpStore` | `http://HOST:PORT` | the server's `ETag` | every write the server sees (its change stream) |
-//! | `RedisStore` | `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...` | content digest | this store's writes in order (a change channel), other processes' through keyspace notifications or polling |
+//! | `RedisStore` | `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...`, and `rediss://` for TLS | content digest | this store's writes in order (a change channel), other processes' through keyspace notifications or polling |
 //! | `PostgresStore` | `postgres://USER@HOST/DB` | SHA-256 of the stored bytes | every write to the table, any process (a trigger's `NOTIFY`) |
 //!
 //! Wrappers take other stores and are stores themselves:
@@ -29,7 +29,9 @@
 //! | [`ReplicatedStore`] | writes to a primary then to replicas in parallel (synchronous or not, one timeout), reads from the primary; replica failures reported |
 //!
 //! [`JsonFileStore`] and [`RedbStore`] are behind the default cargo features `json-file` and
-//! `redb`; `HttpStore` behind the feature `http` (and `https://` behind `http-tls`).
+//! `redb`; `HttpStore` behind the feature `http` (and `https://` behind `http-tls`);
+//! `RedisStore` behind `redis` (`redis+cluster://` behind `redis-cluster`, `rediss://` with TLS
+//! behind `redis-tls`).
 
 use std::fmt;
 use std::pin::Pin;
@@ -230,6 +232,40 @@ pub struct CorruptEntry {
 /// One entry of a listing.
 pub type ListEntry = std::result::Result<Versioned, CorruptEntry>;
 
+/// A number a store (or a wrapper) keeps count of, for metrics: cache hits, replica failures.
+/// A flag server exports each as the Prometheus counter `flipper_store_NAME_total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCounter {
+    /// The counter's name, `snake_case`: `cache_hits`, `replica_failures`, ...
+    pub name: &'static str,
+    /// What it counts, in one sentence.
+    pub help: &'static str,
+    /// Its labels (`replica` = the replica's URL); counters of one name share label names.
+    pub labels: Vec<(&'static str, String)>,
+    /// The count since the store was opened.
+    pub value: u64,
+}
+
+impl StoreCounter {
+    /// A counter without labels.
+    pub fn new(name: &'static str, help: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            help,
+            labels: Vec::new(),
+            value,
+        }
+    }
+
+    /// With one more label.
+    #[must_use]
+    pub fn label(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.labels.push((name, value.into()));
+        self
+    }
+}
+
 /// The primitive operations a store implements. Users call [`StoreExt`]'s methods.
 ///
 /// Implementations must pass the `conformance` suite for every capability they declare.
@@ -274,6 +310,13 @@ pub trait Store: fmt::Debug + fmt::Display + Send + Sync + 'static {
     /// Backend errors.
     async fn list(&self, limit: Option<usize>, offset: usize) -> Result<Vec<ListEntry>>;
 
+    /// What this store counts for metrics, and what the stores it wraps count: a wrapper
+    /// appends its inner stores' counters to its own. Stores that count nothing keep the
+    /// default (none).
+    fn counters(&self) -> Vec<StoreCounter> {
+        Vec::new()
+    }
+
     /// Changes from now on, when [`Capabilities::watch`]; `None` otherwise.
     ///
     /// A store whose subscription is set up in the background (Redis, PostgreSQL, a flipper
@@ -305,6 +348,9 @@ macro_rules! forward_store {
             }
             async fn list(&self, limit: Option<usize>, offset: usize) -> Result<Vec<ListEntry>> {
                 (**self).list(limit, offset).await
+            }
+            fn counters(&self) -> Vec<StoreCounter> {
+                (**self).counters()
             }
             fn watch(&self) -> Option<ChangeStream> {
                 (**self).watch()

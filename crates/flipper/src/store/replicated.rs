@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use flipper_core::Item;
 use tokio::sync::broadcast;
 
-use super::{Capabilities, ChangeStream, ListEntry, PutMode, Store, Version, Versioned};
+use super::{
+    Capabilities, ChangeStream, ListEntry, PutMode, Store, StoreCounter, Version, Versioned,
+};
 use crate::error::Result;
 
 mod fanout;
@@ -360,6 +362,24 @@ impl Store for ReplicatedStore {
     /// The primary's (see [`ReplicatedStore`] on `atomic_batch`).
     fn capabilities(&self) -> Capabilities {
         self.shared.primary.capabilities()
+    }
+
+    /// `replica_failures` per replica (label `replica`), then the primary's counters.
+    fn counters(&self) -> Vec<StoreCounter> {
+        let mut counters: Vec<StoreCounter> = self
+            .replica_failures()
+            .into_iter()
+            .map(|(replica, failures)| {
+                StoreCounter::new(
+                    "replica_failures",
+                    "Writes a replica failed or did not finish within the replication timeout.",
+                    failures,
+                )
+                .label("replica", replica)
+            })
+            .collect();
+        counters.extend(self.shared.primary.counters());
+        counters
     }
 
     async fn get(&self, name: &str) -> Result<Option<Versioned>> {

@@ -24,8 +24,14 @@ fn schemes() -> String {
     if cfg!(feature = "redis") {
         schemes.push("redis://HOST:PORT");
     }
+    if cfg!(feature = "redis-tls") {
+        schemes.push("rediss://HOST:PORT");
+    }
     if cfg!(feature = "redis-cluster") {
         schemes.push("redis+cluster://HOST:PORT,...");
+    }
+    if cfg!(all(feature = "redis-cluster", feature = "redis-tls")) {
+        schemes.push("rediss+cluster://HOST:PORT,...");
     }
     if cfg!(feature = "postgres") {
         schemes.push("postgres://USER@HOST/DB");
@@ -126,7 +132,9 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// | `redb:PATH` | a [`super::RedbStore`] on the database file `PATH`, created if missing |
 /// | `http://HOST:PORT[/PATH]`, `https://...` | an `HttpStore`: the flipper server there, with [`OpenOptions::token`] |
 /// | `redis://[:PASS@]HOST[:PORT][/DB][?base_key=features&batch_size=100&poll_interval=5s]` | a `RedisStore` (feature `redis`) |
+/// | `rediss://...[?ca_file=PATH&cert_file=PATH&key_file=PATH][#insecure]` | a `RedisStore` over TLS (feature `redis-tls`): the system's roots or `ca_file`, an optional client certificate |
 /// | `redis+cluster://HOST:PORT,HOST:PORT[?...]` | a `RedisStore` on a Redis Cluster (feature `redis-cluster`) |
+/// | `rediss+cluster://HOST:PORT,HOST:PORT[?...][#insecure]` | a `RedisStore` on a Redis Cluster over TLS (features `redis-cluster` and `redis-tls`) |
 /// | `postgres://USER[:PASS]@HOST[:PORT]/DB[?table=feature_flags&name_column=name&item_column=item&run_migrations=true&pool_size=N]` | a `PostgresStore` (feature `postgres`) |
 ///
 /// ```

@@ -1,0 +1,591 @@
+//! [`FlagSet`]: one immutable set of flags, looked up by name through a hash table and listed
+//! in name order; and [`Edit`], one change from one set to the next.
+//!
+//! A set is never changed in place: the writer builds the next set and swaps it in whole, so a
+//! reader holding a set sees one consistent version of every flag.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use flipper_core::bucketing::{Bucketer, Percentage};
+use flipper_core::eval::{Env, Evaluation, Reason, constant_answer, evaluate};
+use flipper_core::{Checks, Item};
+use hashbrown::HashTable;
+
+use crate::store::Version;
+
+/// The hasher of flag names: foldhash with a fixed seed. Names come from the store (written by
+/// administrators), not from requests, so a keyed hash buys nothing here.
+#[inline]
+fn hash_name(name: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5eed_f1a9_5e7a_11f3).hash_one(name)
+}
+
+/// A name's length and its first and last bytes, held in the entry itself: comparing tags costs
+/// no pointer chase, and for names of up to [`TAG_EXACT`] bytes equal tags mean equal names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct NameTag {
+    head: u64,
+    tail: u64,
+    /// The length, saturated (a name this long is compared in full anyway).
+    len: u32,
+}
+
+/// Names this short are fully determined by their [`NameTag`].
+const TAG_EXACT: usize = 16;
+
+impl NameTag {
+    #[inline]
+    fn of(name: &str) -> Self {
+        let b = name.as_bytes();
+        let n = b.len();
+        let word = |at: usize| -> u64 {
+            b.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let half = |at: usize| -> u64 {
+            b.get(at..at + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+        };
+        let byte = |at: usize| -> u64 { b.get(at).copied().map_or(0, u64::from) };
+        // Overlapping loads that together cover every byte of a name of up to 16 bytes.
+        let (head, tail) = match n {
+            0 => (0, 0),
+            1..=3 => (byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16, 0),
+            4..=7 => (half(0) | half(n - 4) << 32, 0),
+            _ => (word(0), word(n - 8)),
+        };
+        Self {
+            head,
+            tail,
+            len: u32::try_from(n).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// One flag of a set: the stored flag and its store version (unknown for flags read from a
+/// file).
+#[derive(Clone)]
+pub(crate) struct Entry {
+    // The name's tag, its fields inline so that `constant` fills the padding.
+    head: u64,
+    tail: u64,
+    len: u32,
+    /// The answer for any checks, when it depends on none ([`constant_answer`]).
+    constant: Option<bool>,
+    pub(crate) item: Arc<Item>,
+    pub(crate) version: Option<Version>,
+}
+
+impl Entry {
+    pub(crate) fn new(item: Item, version: Option<Version>) -> Self {
+        Self::shared(Arc::new(item), version)
+    }
+
+    pub(crate) fn shared(item: Arc<Item>, version: Option<Version>) -> Self {
+        let tag = NameTag::of(&item.feature_name);
+        Self {
+            head: tag.head,
+            tail: tag.tail,
+            len: tag.len,
+            constant: constant_answer(&item),
+            item,
+            version,
+        }
+    }
+
+    #[inline]
+    fn evaluate<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> Evaluation {
+        match self.constant {
+            Some(true) => Evaluation {
+                enabled: true,
+                reason: Reason::Enabled,
+            },
+            Some(false) => Evaluation {
+                enabled: false,
+                reason: Reason::Disabled,
+            },
+            None => evaluate(&self.item, checks, env),
+        }
+    }
+
+    #[inline]
+    fn is_enabled<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
+        match self.constant {
+            Some(answer) => answer,
+            None => evaluate(&self.item, checks, env).enabled,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.item.feature_name
+    }
+}
+
+/// One change between two sets, as the [observer](super::SetObserver) sees it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Edit {
+    /// A flag was added or its definition changed.
+    Put {
+        /// The flag as it is now.
+        item: Arc<Item>,
+        /// Its store version, when known (flags read from a file have none).
+        version: Option<Version>,
+    },
+    /// A flag was removed.
+    Delete {
+        /// The flag.
+        name: String,
+    },
+}
+
+impl Edit {
+    /// The flag this edit is about.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Put { item, .. } => &item.feature_name,
+            Self::Delete { name } => name,
+        }
+    }
+}
+
+/// One consistent set of flags with its version: what live flags evaluate against.
+///
+/// Lookup by name is one hash-table probe (foldhash over the name); iteration is in name order
+/// (code-point order, as the stores list). Get the current set with
+/// [`LiveFlags::snapshot`](super::LiveFlags::snapshot).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use flipper::live::{LiveFlags, LiveOptions};
+/// use flipper::store::{MemoryStore, Store, StoreExt};
+/// use std::sync::Arc;
+/// let store = Arc::new(MemoryStore::new());
+/// store.create("b", true, None).await?;
+/// store.create("a", false, None).await?;
+/// let live = LiveFlags::start(store, LiveOptions::default()).await;
+/// let snapshot = live.snapshot();
+/// let names: Vec<&str> = snapshot.flags().iter().map(|(name, _)| name).collect();
+/// assert_eq!(names, ["a", "b"]);
+/// assert_eq!(snapshot.flags().version(), 1);
+/// # Ok::<(), flipper::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct FlagSet {
+    version: u64,
+    initialized: bool,
+    /// Sorted by name, no two with one name.
+    entries: Vec<Entry>,
+    /// Positions in `entries`, hashed by name.
+    index: HashTable<u32>,
+    /// How many flags ramp over time (a linear-ramp percentage).
+    ramps: usize,
+}
+
+impl FlagSet {
+    /// An empty set with version 0, not initialised.
+    pub(crate) fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A set of `entries` (any order; of two with one name the last wins).
+    pub(crate) fn from_entries(version: u64, mut entries: Vec<Entry>) -> Self {
+        // Of equal names the last given comes first (by reverse position), and `dedup` keeps
+        // the first of a run.
+        let mut keyed: Vec<(usize, Entry)> = entries.drain(..).enumerate().collect();
+        keyed.sort_by(|(i, a), (j, b)| a.name().cmp(b.name()).then(j.cmp(i)));
+        keyed.dedup_by(|(_, next), (_, kept)| next.name() == kept.name());
+        let entries: Vec<Entry> = keyed.into_iter().map(|(_, e)| e).collect();
+        Self::from_sorted(version, true, entries)
+    }
+
+    fn from_sorted(version: u64, initialized: bool, mut entries: Vec<Entry>) -> Self {
+        entries.shrink_to_fit();
+        let mut index = HashTable::with_capacity(entries.len());
+        let mut ramps = 0;
+        for (i, entry) in entries.iter().enumerate() {
+            // More than 4 billion flags do not fit in memory anyway.
+            let Ok(position) = u32::try_from(i) else {
+                break;
+            };
+            ramps += usize::from(is_ramp(&entry.item));
+            index.insert_unique(hash_name(entry.name()), position, |&p| {
+                entries
+                    .get(p as usize)
+                    .map_or(0, |e: &Entry| hash_name(e.name()))
+            });
+        }
+        Self {
+            version,
+            initialized,
+            entries,
+            index,
+            ramps,
+        }
+    }
+
+    /// The version: 0 before the first load, then one more for each flag changed.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether this set was loaded (from the store, a bootstrap file or a persisted snapshot).
+    /// Before that, evaluations give the caller's default with [`Reason::NotInitialized`].
+    pub fn is_initialized(&self) -> bool {
+        self.initialized
+    }
+
+    #[inline]
+    fn position(&self, name: &str) -> Option<usize> {
+        let entries = &self.entries;
+        let tag = NameTag::of(name);
+        self.index
+            .find(hash_name(name), |&p| {
+                entries.get(p as usize).is_some_and(|e| {
+                    e.head == tag.head
+                        && e.tail == tag.tail
+                        && e.len == tag.len
+                        && (name.len() <= TAG_EXACT || e.name() == name)
+                })
+            })
+            .map(|&p| p as usize)
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(self.position(name)?)
+    }
+
+    /// A flag by name.
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<&Arc<Item>> {
+        self.entry(name).map(|e| &e.item)
+    }
+
+    /// A flag's store version, when known.
+    pub fn store_version(&self, name: &str) -> Option<&Version> {
+        self.entry(name)?.version.as_ref()
+    }
+
+    /// The flags in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Arc<Item>)> + '_ {
+        self.entries.iter().map(|e| (e.name(), &e.item))
+    }
+
+    /// How many flags.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no flag.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether some answer depends on the clock (a linear-ramp percentage), so that the same
+    /// version and context may evaluate differently later.
+    pub fn is_time_dependent(&self) -> bool {
+        self.ramps > 0
+    }
+
+    /// Evaluates a flag: the caller's `default` with [`Reason::NotInitialized`] before the
+    /// first load, with [`Reason::FlagMissing`] for a flag that does not exist.
+    #[inline]
+    pub fn evaluate<E: Env + ?Sized>(
+        &self,
+        name: &str,
+        checks: &Checks,
+        default: bool,
+        env: &E,
+    ) -> Evaluation {
+        match self.entry(name) {
+            Some(entry) => entry.evaluate(checks, env),
+            None => Evaluation {
+                enabled: default,
+                reason: if self.initialized {
+                    Reason::FlagMissing
+                } else {
+                    Reason::NotInitialized
+                },
+            },
+        }
+    }
+
+    /// Whether a flag is on for these checks: `default` when it is missing (or before the
+    /// first load), `false` when evaluation hits an error.
+    #[inline]
+    pub fn is_enabled_or<E: Env + ?Sized>(
+        &self,
+        name: &str,
+        checks: &Checks,
+        default: bool,
+        env: &E,
+    ) -> bool {
+        match self.entry(name) {
+            Some(entry) => entry.is_enabled(checks, env),
+            None => default,
+        }
+    }
+
+    /// Every flag evaluated for `checks`, in name order.
+    pub fn evaluate_all<'s, E: Env + ?Sized>(
+        &'s self,
+        checks: &'s Checks,
+        env: &'s E,
+    ) -> impl ExactSizeIterator<Item = (&'s str, Evaluation)> + 's {
+        self.entries
+            .iter()
+            .map(move |e| (e.name(), e.evaluate(checks, env)))
+    }
+
+    /// The set after `ops` (puts and deletes, in order), with the edits that changed something;
+    /// `None` when nothing changed. The version moves on by one per edit.
+    pub(crate) fn apply(&self, ops: Vec<Op>) -> Option<(Self, Vec<Edit>)> {
+        let mut entries = self.entries.clone();
+        let mut edits = Vec::new();
+        for op in ops {
+            match op {
+                Op::Put(entry) => match entries.binary_search_by(|e| e.name().cmp(entry.name())) {
+                    Ok(i) => {
+                        if Arc::ptr_eq(&entries[i].item, &entry.item)
+                            || *entries[i].item == *entry.item
+                        {
+                            continue;
+                        }
+                        edits.push(Edit::Put {
+                            item: Arc::clone(&entry.item),
+                            version: entry.version.clone(),
+                        });
+                        entries[i] = entry;
+                    }
+                    Err(i) => {
+                        edits.push(Edit::Put {
+                            item: Arc::clone(&entry.item),
+                            version: entry.version.clone(),
+                        });
+                        entries.insert(i, entry);
+                    }
+                },
+                Op::Delete(name) => {
+                    if let Ok(i) = entries.binary_search_by(|e| e.name().cmp(&name)) {
+                        entries.remove(i);
+                        edits.push(Edit::Delete { name });
+                    }
+                }
+            }
+        }
+        if edits.is_empty() {
+            return None;
+        }
+        let version = self.version + edits.len() as u64;
+        Some((Self::from_sorted(version, self.initialized, entries), edits))
+    }
+
+    /// The set holding exactly `next` (a load), with the edits from this set to it: flags
+    /// that differ are puts (unchanged ones keep their allocation), flags that are gone are
+    /// deletes. The version moves on by one per edit, or by one for the first load.
+    pub(crate) fn replace(&self, next: Self) -> (Self, Vec<Edit>) {
+        let mut edits = Vec::new();
+        let mut entries = Vec::with_capacity(next.entries.len());
+        let (mut old, mut new) = (self.entries.iter().peekable(), next.entries.into_iter());
+        let mut pending_new = new.next();
+        loop {
+            match (old.peek(), pending_new.take()) {
+                (None, None) => break,
+                (Some(o), None) => {
+                    edits.push(Edit::Delete {
+                        name: o.name().to_owned(),
+                    });
+                    old.next();
+                }
+                (None, Some(n)) => {
+                    edits.push(put_edit(&n));
+                    entries.push(n);
+                    pending_new = new.next();
+                }
+                (Some(o), Some(n)) => match o.name().cmp(n.name()) {
+                    std::cmp::Ordering::Less => {
+                        edits.push(Edit::Delete {
+                            name: o.name().to_owned(),
+                        });
+                        old.next();
+                        pending_new = Some(n);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        edits.push(put_edit(&n));
+                        entries.push(n);
+                        pending_new = new.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if *o.item == *n.item {
+                            // Unchanged: keep the allocation (and the version it came with,
+                            // unless the load knows a version).
+                            entries.push(Entry {
+                                version: n.version.or_else(|| o.version.clone()),
+                                ..(*o).clone()
+                            });
+                        } else {
+                            edits.push(put_edit(&n));
+                            entries.push(n);
+                        }
+                        old.next();
+                        pending_new = new.next();
+                    }
+                },
+            }
+        }
+        let version = if self.initialized {
+            self.version + edits.len() as u64
+        } else {
+            self.version + 1
+        };
+        (Self::from_sorted(version, true, entries), edits)
+    }
+}
+
+fn put_edit(entry: &Entry) -> Edit {
+    Edit::Put {
+        item: Arc::clone(&entry.item),
+        version: entry.version.clone(),
+    }
+}
+
+/// One write to apply to a set.
+pub(crate) enum Op {
+    Put(Entry),
+    Delete(String),
+}
+
+impl Op {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Put(e) => e.name(),
+            Self::Delete(name) => name,
+        }
+    }
+}
+
+fn is_ramp(item: &Item) -> bool {
+    match &item.meta.bucketer {
+        Bucketer::NoOp => false,
+        Bucketer::Percentage { percentage } | Bucketer::ConsistentHash { percentage, .. } => {
+            matches!(percentage, Percentage::LinearRamp { .. })
+        }
+    }
+}
+
+impl fmt::Debug for FlagSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlagSet")
+            .field("version", &self.version)
+            .field("initialized", &self.initialized)
+            .field("flags", &self.entries.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SystemEnv;
+
+    fn entry(name: &str, on: bool) -> Entry {
+        Entry::new(Item::new(name, on, 1), Some(Version::from_seq(1)))
+    }
+
+    fn names(set: &FlagSet) -> Vec<&str> {
+        set.iter().map(|(n, _)| n).collect()
+    }
+
+    #[test]
+    fn lookup_and_order() {
+        let set = FlagSet::from_entries(
+            1,
+            vec![entry("b", true), entry("a", true), entry("b", false)],
+        );
+        assert_eq!(names(&set), ["a", "b"]);
+        assert!(
+            !set.get("b").unwrap().switched_on(),
+            "the last of a name wins"
+        );
+        assert!(set.get("c").is_none());
+        let e = set.evaluate("c", &Checks::new(), true, &SystemEnv);
+        assert_eq!((e.enabled, e.reason), (true, Reason::FlagMissing));
+        let e = FlagSet::empty().evaluate("a", &Checks::new(), true, &SystemEnv);
+        assert_eq!((e.enabled, e.reason), (true, Reason::NotInitialized));
+        let many: Vec<Entry> = (0..1000).map(|i| entry(&format!("f{i}"), true)).collect();
+        let set = FlagSet::from_entries(1, many);
+        assert!((0..1000).all(|i| set.get(&format!("f{i}")).is_some()));
+    }
+
+    #[test]
+    fn short_names_are_told_apart_by_their_tags() {
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for n in 0..=TAG_EXACT {
+            let a = &long[..n];
+            assert!(NameTag::of(a) == NameTag::of(a));
+            for i in 0..n {
+                let mut b = a.as_bytes().to_vec();
+                b[i] ^= 1;
+                let b = String::from_utf8(b).unwrap();
+                assert!(NameTag::of(a) != NameTag::of(&b), "{a:?} {b:?}");
+            }
+        }
+        // Longer names: same tag, different middles, still two flags.
+        let (a, b) = ("abcdefghij_1_klmnopqrst", "abcdefghij_2_klmnopqrst");
+        assert!(NameTag::of(a) == NameTag::of(b));
+        let set = FlagSet::from_entries(1, vec![entry(a, true), entry(b, false)]);
+        assert!(set.get(a).unwrap().switched_on());
+        assert!(!set.get(b).unwrap().switched_on());
+        assert!(set.get("abcdefghij_3_klmnopqrst").is_none());
+    }
+
+    #[test]
+    fn versions_move_one_per_changed_flag() {
+        let empty = FlagSet::empty();
+        let (set, edits) = empty.replace(FlagSet::from_entries(0, vec![entry("a", true)]));
+        assert_eq!(
+            (set.version(), edits.len()),
+            (1, 1),
+            "the first load counts once"
+        );
+        assert!(set.apply(vec![Op::Put(entry("a", true))]).is_none());
+        let (set, edits) = set
+            .apply(vec![
+                Op::Put(entry("a", false)),
+                Op::Put(entry("b", true)),
+                Op::Delete("missing".into()),
+            ])
+            .unwrap();
+        assert_eq!((set.version(), edits.len()), (3, 2));
+        let (set, edits) = set.replace(FlagSet::from_entries(
+            0,
+            vec![entry("c", true), entry("a", false)],
+        ));
+        assert_eq!(set.version(), 5);
+        let described: Vec<String> = edits
+            .iter()
+            .map(|e| match e {
+                Edit::Put { item, .. } => format!("put {}", item.feature_name),
+                Edit::Delete { name } => format!("delete {name}"),
+            })
+            .collect();
+        assert_eq!(described, ["delete b", "put c"]);
+        assert_eq!(names(&set), ["a", "c"]);
+    }
+
+    #[test]
+    fn ramps_make_a_set_time_dependent() {
+        let mut ramp = Item::new("r", true, 1);
+        ramp.meta.bucketer = Bucketer::percentage(Percentage::linear_ramp(0.0, 1.0, 60, 1));
+        let set = FlagSet::from_entries(1, vec![Entry::new(ramp, None), entry("p", true)]);
+        assert!(set.is_time_dependent());
+        let (set, _) = set.apply(vec![Op::Put(entry("r", true))]).unwrap();
+        assert!(!set.is_time_dependent());
+    }
+}
