@@ -21,6 +21,16 @@ Stores (--store URL, or the FLIPPER_STORE environment variable):
               a Redis Cluster
   postgres://USER[:PASS]@HOST[:PORT]/DB[?table=feature_flags&name_column=name&item_column=item&run_migrations=true]
               PostgreSQL, with flipper-client's table
+  consul://HOST[:PORT][/BASE_KEY][?token=...&wait=5m&consistency=stale&dc=DC]
+              Consul's KV store, with flipper-client's keys and bytes (the ACL token also
+              from CONSUL_HTTP_TOKEN)
+  s3://BUCKET[/PREFIX][?endpoint=URL&region=R&allow_http=true&poll_interval=10s]
+              S3 (or an S3-compatible service), with flipper-client's object keys and bytes;
+              endpoint, region and credentials also from AWS_ENDPOINT_URL, AWS_REGION,
+              AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP
+  thrift://HOST:PORT[?transport=framed&timeout=10s&poll_interval=5s]
+              flipper-client's Thrift FeatureFlagStore service (such as `flipper serve
+              --thrift-listen`); no compare-and-swap: the service keeps no versions
   http://HOST:PORT, https://HOST:PORT
               a flipper server (`flipper serve`); --token (or FLIPPER_TOKEN) gives its admin
               token (or its SDK token, for reading and evaluating)
@@ -49,8 +59,9 @@ writing failed (or the server cannot be reached).";
 )]
 pub(crate) struct Cli {
     /// The store: `json:PATH`, `redb:PATH`, `memory:`, `redis(s)://...`, `redis(s)+cluster://...`,
-    /// `postgres://...` or `http(s)://HOST:PORT` (a flipper server) [default: json:flipper.json;
-    /// for `serve`, redb:flipper.redb]
+    /// `postgres://...`, `consul://...`, `s3://...`, `thrift://HOST:PORT` or
+    /// `http(s)://HOST:PORT` (a flipper server) [default: json:flipper.json; for `serve`,
+    /// redb:flipper.redb]
     #[arg(
         long,
         global = true,
@@ -162,12 +173,18 @@ token), sent as `Authorization: Bearer TOKEN`. A token that is not set leaves it
 allowed on a loopback address (127.0.0.1, ::1) unless --insecure is given. Prefer the \
 environment variables to the options for tokens: options show in the process list.
 
+--thrift-listen ADDR (or FLIPPER_THRIFT_LISTEN) also serves flipper-client's Thrift \
+FeatureFlagStore service over the same store, for Python services using \
+ThriftRPCFeatureFlagStore and for `--store thrift://ADDR`. It has no authentication: a \
+non-loopback address needs --insecure. It stops with the HTTP server.
+
 Logs go to standard error, one line per request; RUST_LOG sets the level (default: info).
 
 Examples:
   flipper serve
   FLIPPER_ADMIN_TOKEN=... FLIPPER_SDK_TOKEN=... flipper serve --listen 0.0.0.0:8080
   flipper --store json:flags.json serve --listen 127.0.0.1:9000
+  flipper serve --thrift-listen 127.0.0.1:9090
   FLIPPER_TOKEN=... flipper --store https://flags.internal serve   (a local copy of a server)
 
 Exit status: 0 after SIGINT or SIGTERM; 2 for a setting that cannot be used (a public \
@@ -223,6 +240,11 @@ pub(crate) struct ServeArgs {
     /// How long a change stream may stay silent before a heartbeat, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = flipper_server::DEFAULT_HEARTBEAT_INTERVAL.as_secs_f64())]
     pub(crate) heartbeat_interval: f64,
+
+    /// Also serve flipper-client's Thrift FeatureFlagStore service (binary protocol, buffered
+    /// or framed) over the same store on this address
+    #[arg(long, env = "FLIPPER_THRIFT_LISTEN", value_name = "ADDR")]
+    pub(crate) thrift_listen: Option<std::net::SocketAddr>,
 }
 
 const EVAL_AFTER_HELP: &str = "\

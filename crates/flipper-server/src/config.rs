@@ -57,6 +57,10 @@ pub struct ServerConfig {
     /// How long a change stream may stay silent before a heartbeat comment is sent
     /// ([`DEFAULT_HEARTBEAT_INTERVAL`]).
     pub heartbeat_interval: Duration,
+    /// Where to serve flipper-client's Thrift `FeatureFlagStore` service over the same store,
+    /// if anywhere (cargo feature `thrift`). The service has no authentication: a non-loopback
+    /// address needs [`ServerConfig::insecure`].
+    pub thrift_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             poll_interval: DEFAULT_POLL_INTERVAL,
             stream_log_size: DEFAULT_STREAM_LOG_SIZE,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            thrift_listen: None,
         }
     }
 }
@@ -81,7 +86,9 @@ impl ServerConfig {
     /// [`ServeError::Config`] for an empty token, a zero body limit, poll interval, stream log
     /// size or heartbeat interval;
     /// [`ServeError::Insecure`] for a non-loopback address without both tokens and without
-    /// [`ServerConfig::insecure`].
+    /// [`ServerConfig::insecure`]; [`ServeError::Config`] for a non-loopback
+    /// [`ServerConfig::thrift_listen`] without [`ServerConfig::insecure`], or any
+    /// `thrift_listen` in a build without the `thrift` feature.
     pub fn validate(&self, addr: SocketAddr) -> Result<(), ServeError> {
         for (token, option) in [
             (&self.admin_token, "--admin-token"),
@@ -113,6 +120,20 @@ impl ServerConfig {
                 "the heartbeat interval must be longer than zero".into(),
             ));
         }
+        if let Some(thrift) = self.thrift_listen {
+            if !cfg!(feature = "thrift") {
+                return Err(ServeError::Config(
+                    "--thrift-listen needs a build with the `thrift` cargo feature".into(),
+                ));
+            }
+            if !thrift.ip().is_loopback() && !self.insecure {
+                return Err(ServeError::Config(format!(
+                    "refusing to serve Thrift on {thrift}: the Thrift service has no \
+                     authentication, so anyone who can reach it could change flags; listen on \
+                     a loopback address (127.0.0.1) or pass --insecure"
+                )));
+            }
+        }
         let missing = match (&self.admin_token, &self.sdk_token) {
             (Some(_), Some(_)) => None,
             (None, Some(_)) => Some("--admin-token"),
@@ -141,6 +162,7 @@ impl fmt::Debug for ServerConfig {
             .field("poll_interval", &self.poll_interval)
             .field("stream_log_size", &self.stream_log_size)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("thrift_listen", &self.thrift_listen)
             .finish()
     }
 }
@@ -170,6 +192,24 @@ mod tests {
         let mut open = config();
         open.insecure = true;
         assert!(open.validate(public).is_ok());
+    }
+
+    #[test]
+    fn a_public_thrift_address_needs_insecure() {
+        let loopback: SocketAddr = DEFAULT_LISTEN.parse().unwrap();
+        let mut c = config();
+        c.thrift_listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert_eq!(c.validate(loopback).is_ok(), cfg!(feature = "thrift"));
+        c.thrift_listen = Some("0.0.0.0:9090".parse().unwrap());
+        c.admin_token = Some("a".into());
+        c.sdk_token = Some("s".into());
+        let err = c.validate(loopback).unwrap_err().to_string();
+        assert!(
+            err.contains("--insecure") || err.contains("`thrift` cargo feature"),
+            "{err}"
+        );
+        c.insecure = true;
+        assert_eq!(c.validate(loopback).is_ok(), cfg!(feature = "thrift"));
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod path;
 mod serve;
 mod state;
 mod stream;
+mod thrift;
 
 pub use api::router;
 pub use config::{

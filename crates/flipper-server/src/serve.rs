@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{SHUTDOWN_GRACE, ServerConfig};
 use crate::state::AppState;
+use crate::thrift::Thrift;
 
 /// Why the server did not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,8 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
             addr: config.listen,
             source,
         })?;
-    run(listener, state, shutdown_signal()).await
+    let thrift = Thrift::start(config.thrift_listen, &state).await?;
+    run(listener, state, thrift, shutdown_signal()).await
 }
 
 /// Serves the flags of `store` on an already bound listener (its address is the one checked,
@@ -104,15 +106,20 @@ pub async fn serve_on(
         .map_err(|source| ServeError::Io { source })?;
     config.validate(addr)?;
     let state = AppState::start(&config, store).await?;
-    run(listener, state, shutdown).await
+    let thrift = Thrift::start(config.thrift_listen, &state).await?;
+    run(listener, state, thrift, shutdown).await
 }
 
-/// Serves until `shutdown`, then lets open requests finish for at most [`SHUTDOWN_GRACE`].
+/// Serves until `shutdown`, then lets open requests (HTTP and Thrift) finish for at most
+/// [`SHUTDOWN_GRACE`].
 async fn run(
     listener: TcpListener,
     state: AppState,
+    thrift: Thrift,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let thrift = Arc::new(thrift);
+    let stop_thrift = Arc::clone(&thrift);
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Io { source })?;
@@ -124,6 +131,7 @@ async fn run(
         tracing::info!("shutting down: finishing open requests");
         // Change streams never finish on their own.
         streams.close_streams();
+        stop_thrift.stop_accepting();
         let _ = stopping_tx.send(true);
     };
     let server = axum::serve(listener, crate::api::router(state)).with_graceful_shutdown(signalled);
@@ -135,13 +143,19 @@ async fn run(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
-        result = server => result.map_err(|source| ServeError::Io { source })?,
-        () = deadline => tracing::warn!(
-            grace = ?SHUTDOWN_GRACE,
-            "requests still open after the grace period: stopping anyway"
-        ),
-    }
+    let served = tokio::select! {
+        result = server => result.map_err(|source| ServeError::Io { source }),
+        () = deadline => {
+            tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "requests still open after the grace period: stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    // Stopped with HTTP (also when HTTP failed), its calls given the same grace.
+    thrift.stop(SHUTDOWN_GRACE).await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

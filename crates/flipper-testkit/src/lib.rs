@@ -9,6 +9,9 @@
 //! | Redis Cluster over TLS | [`redis_cluster_tls()`] | | |
 //! | PostgreSQL | [`postgres()`] | [`PostgresServer::start`] | `FLIPPER_TEST_POSTGRES_URL` |
 //! | Python 3 with modules | [`python3`] | | |
+//! | moto's S3 server (`python3 -m moto.server`) | [`moto()`] (a bucket per test: [`MotoServer::create_bucket`]) | [`MotoServer::start`] | |
+//! | a fake Consul agent (KV API, in process) | [`fake_consul()`] | [`FakeConsul::start`] | |
+//! | a real Consul agent (`consul agent -dev`), only when `consul` is on `PATH` | [`consul_agent()`] | | |
 //!
 //! TLS servers need the `openssl` command, which makes their certificates ([`RedisTls`]).
 //! When a service's program is missing, the accessor prints a loud `SKIPPED` line and returns
@@ -27,17 +30,21 @@
 //! println!("{} {base_key}", redis.url());
 //! ```
 
+mod consul;
 mod postgres;
 mod process;
 mod python;
 mod redis;
+mod s3;
 
+pub use consul::{ConsulAgent, FakeConsul, KvSnapshot, consul_agent, fake_consul};
 pub use postgres::{Postgres, PostgresServer, postgres};
 pub use python::python3;
 pub use redis::{
     Redis, RedisCluster, RedisOptions, RedisServer, RedisTls, redis, redis_cluster,
     redis_cluster_tls, redis_tls,
 };
+pub use s3::{MotoServer, moto};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -25,6 +25,7 @@ pub(crate) async fn run(
     config.poll_interval = poll_interval;
     config.stream_log_size = args.stream_log_size;
     config.heartbeat_interval = heartbeat_interval;
+    config.thrift_listen = args.thrift_listen;
     // A bad setting is refused before the store is opened (opening `redb:` creates its file).
     config.validate(config.listen)?;
     let store = flipper::store::open_with(store.unwrap_or(DEFAULT_STORE_URL), options)?;

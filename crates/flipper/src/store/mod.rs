@@ -20,6 +20,9 @@
 //! | `HttpStore` | `http://HOST:PORT` | the server's `ETag` | every write the server sees (its change stream) |
 //! | `RedisStore` | `redis://HOST:PORT`, `redis+cluster://HOST:PORT,...`, and `rediss://` for TLS | content digest | this store's writes in order (a change channel), other processes' through keyspace notifications or polling |
 //! | `PostgresStore` | `postgres://USER@HOST/DB` | SHA-256 of the stored bytes | every write to the table, any process (a trigger's `NOTIFY`) |
+//! | `ThriftStore` | `thrift://HOST:PORT` | SHA-1 of the flag as read back (the service keeps none; no compare-and-swap) | this store's writes in order, other processes' by polling `List` |
+//! | `ConsulStore` | `consul://HOST:PORT/BASE_KEY` | Consul's `ModifyIndex` | this store's writes in order, any process's through blocking queries on the prefix |
+//! | `S3Store` | `s3://BUCKET[/PREFIX]` | the object's `ETag` | this store's writes as they complete, other processes' by polling (listing compared by ETag) |
 //!
 //! Wrappers take other stores and are stores themselves:
 //!
@@ -31,7 +34,8 @@
 //! [`JsonFileStore`] and [`RedbStore`] are behind the default cargo features `json-file` and
 //! `redb`; `HttpStore` behind the feature `http` (and `https://` behind `http-tls`);
 //! `RedisStore` behind `redis` (`redis+cluster://` behind `redis-cluster`, `rediss://` with TLS
-//! behind `redis-tls`).
+//! behind `redis-tls`); `S3Store` behind `s3`; `ConsulStore` behind `consul`; `ThriftStore`
+//! and `ThriftServer` (flipper-client's Thrift service, client and server) behind `thrift`.
 
 use std::fmt;
 use std::pin::Pin;
@@ -47,6 +51,8 @@ use crate::error::Result;
 mod cached;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "consul")]
+mod consul;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "json-file")]
@@ -60,10 +66,22 @@ mod redb;
 #[cfg(feature = "redis")]
 mod redis;
 mod replicated;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "thrift")]
+mod thrift;
 mod url;
 
+#[cfg(feature = "consul")]
+pub use self::consul::{Consistency, ConsulConfig, ConsulStore};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisConfig, RedisStore};
+#[cfg(feature = "s3")]
+pub use self::s3::{S3Config, S3Store};
+#[cfg(feature = "thrift")]
+pub use self::thrift::{
+    ThriftConfig, ThriftServer, ThriftServerOptions, ThriftStore, ThriftTransport,
+};
 #[cfg(feature = "cache")]
 pub use cached::{
     CacheOptions, CacheStats, CachedStore, Clock, DEFAULT_CACHE_SIZE, MonotonicClock,

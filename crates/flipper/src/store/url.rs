@@ -36,6 +36,15 @@ fn schemes() -> String {
     if cfg!(feature = "postgres") {
         schemes.push("postgres://USER@HOST/DB");
     }
+    if cfg!(feature = "thrift") {
+        schemes.push("thrift://HOST:PORT");
+    }
+    if cfg!(feature = "consul") {
+        schemes.push("consul://HOST:PORT/BASE_KEY");
+    }
+    if cfg!(feature = "s3") {
+        schemes.push("s3://BUCKET[/PREFIX]");
+    }
     schemes.join(", ")
 }
 
@@ -136,6 +145,9 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// | `redis+cluster://HOST:PORT,HOST:PORT[?...]` | a `RedisStore` on a Redis Cluster (feature `redis-cluster`) |
 /// | `rediss+cluster://HOST:PORT,HOST:PORT[?...][#insecure]` | a `RedisStore` on a Redis Cluster over TLS (features `redis-cluster` and `redis-tls`) |
 /// | `postgres://USER[:PASS]@HOST[:PORT]/DB[?table=feature_flags&name_column=name&item_column=item&run_migrations=true&pool_size=N]` | a `PostgresStore` (feature `postgres`) |
+/// | `thrift://HOST:PORT[?transport=buffered&timeout=10s&connect_timeout=2s&pool_size=8&poll_interval=5s]` | a `ThriftStore` (feature `thrift`): flipper-client's Thrift service, such as `flipper serve --thrift-listen` |
+/// | `consul://HOST[:PORT][/BASE_KEY][?token=...&wait=5m&consistency=default&dc=DC]` | a `ConsulStore` (feature `consul`): the agent's HTTP API, the ACL token from `token=` or `CONSUL_HTTP_TOKEN` |
+/// | `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&allow_http=true&poll_interval=10s&conditional_writes=true]` | an `S3Store` (feature `s3`): endpoint, region and credentials from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP` |
 ///
 /// ```
 /// let store = flipper::store::open("memory:").unwrap();
@@ -226,6 +238,12 @@ fn open_one(
         "postgres" | "postgresql" => Ok(Arc::new(super::PostgresStore::new(
             super::PostgresConfig::from_url(url)?,
         )?)),
+        #[cfg(feature = "thrift")]
+        "thrift" => Ok(Arc::new(super::ThriftStore::from_url(url)?)),
+        #[cfg(feature = "consul")]
+        "consul" => Ok(Arc::new(super::ConsulStore::from_url(url)?)),
+        #[cfg(feature = "s3")]
+        "s3" => Ok(Arc::new(super::S3Store::from_url(url)?)),
         other => Err(invalid(format!(
             "unknown scheme {other:?}; expected one of {}",
             schemes()

@@ -5,6 +5,8 @@ Reads one JSON command per line on stdin and writes one JSON answer per line on 
 
   open       {"kind": "redis" | "redis-cluster", "url": ..., "base_key": ...}
              {"kind": "postgres", "conninfo": ..., "table": ..., "name_column": ..., "item_column": ...}
+             {"kind": "s3", "bucket": ..., "endpoint_url": ..., "region": ..., "access_key_id": ..., "secret_access_key": ...}
+             {"kind": "consul", "port": ..., "host": ..., "base_key": ..., "token": ...}
   freeze     {"now": <epoch seconds>}   created dates (store.create) use this instant from now on
   create     {"name", "is_enabled", "client_data"}
   enable / disable / destroy / exists / get_client_data / get_meta   {"name"}
@@ -46,6 +48,26 @@ def do_open(cmd):
         store = RedisFeatureFlagStore(
             RedisCluster.from_url(cmd["url"]), base_key=cmd.get("base_key", "features")
         )
+    elif cmd["kind"] == "consul":
+        import consul
+        from flipper.contrib.consul import ConsulFeatureFlagStore
+
+        agent = consul.Consul(
+            host=cmd.get("host", "127.0.0.1"), port=cmd["port"], token=cmd.get("token")
+        )
+        store = ConsulFeatureFlagStore(agent, base_key=cmd.get("base_key", "features"))
+    elif cmd["kind"] == "s3":
+        import boto3
+        from flipper.contrib.s3 import S3FeatureFlagStore
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=cmd["endpoint_url"],
+            region_name=cmd["region"],
+            aws_access_key_id=cmd["access_key_id"],
+            aws_secret_access_key=cmd["secret_access_key"],
+        )
+        store = S3FeatureFlagStore(s3, cmd["bucket"])
     elif cmd["kind"] == "postgres":
         from flipper.contrib.postgresql import PostgreSQLFeatureFlagStore
 
@@ -61,7 +83,7 @@ def do_freeze(cmd):
     for p in patches:
         p.stop()
     patches.clear()
-    for module in ("redis", "postgresql", "memory"):
+    for module in ("redis", "postgresql", "memory", "consul", "s3"):
         p = mock.patch(f"flipper.contrib.{module}.now", return_value=int(cmd["now"]))
         p.start()
         patches.append(p)

@@ -1,0 +1,363 @@
+//! Rust and the real Python flipper-client 1.3.2 (`S3FeatureFlagStore` on boto3, pointed at
+//! moto) sharing buckets: flags one side writes, the other reads as identical items and
+//! evaluates identically; the same operations from both sides store identical objects; live
+//! flags follow a Python process's changes by polling.
+//!
+//! The Python side is `tests/python/interop.py`. Without python3, flipper-client or boto3 the
+//! tests skip with a loud message, unless `FLIPPER_TEST_REQUIRE_SERVICES=1`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flipper::live::{LiveFlags, LiveOptions};
+use flipper::store::{S3Config, S3Store, Store, StoreExt};
+use flipper::{Checks, FeatureFlagClient};
+use flipper_core::bucketing::Bucketer;
+use flipper_core::condition::Condition;
+use flipper_core::eval::FixedEnv;
+use flipper_core::{Object, Value, json};
+use flipper_testkit::MotoServer;
+use serde_json::json as j;
+
+/// The instant both sides use as `created_date`.
+const CREATED: i64 = 1_700_000_000;
+
+/// The flipper-client process, on one bucket.
+struct Python {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Python {
+    fn start(moto: &MotoServer, bucket: &str) -> Option<Self> {
+        let python = flipper_testkit::python3(&["flipper", "boto3"])?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut py = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        py.ok(
+            j!({"op": "open", "kind": "s3", "bucket": bucket, "endpoint_url": moto.url(),
+            "region": MotoServer::REGION, "access_key_id": MotoServer::ACCESS_KEY_ID,
+            "secret_access_key": MotoServer::SECRET_ACCESS_KEY}),
+        );
+        py.ok(j!({"op": "freeze", "now": CREATED}));
+        Some(py)
+    }
+
+    fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
+        writeln!(self.stdin, "{cmd}").expect("python reads");
+        self.stdin.flush().expect("python reads");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("python answers");
+        assert!(!line.is_empty(), "python exited while answering {cmd}");
+        let answer: serde_json::Value = serde_json::from_str(&line).expect("python answers JSON");
+        match answer.get("ok") {
+            Some(v) => v.clone(),
+            None => panic!("python failed {cmd}: {answer}"),
+        }
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn value(v: &serde_json::Value) -> Value {
+    json::parse(&v.to_string()).expect("JSON from serde is JSON")
+}
+
+fn object(v: &serde_json::Value) -> Object {
+    match value(v) {
+        Value::Object(o) => *o,
+        other => panic!("not an object: {other:?}"),
+    }
+}
+
+/// The contexts both sides evaluate every flag for.
+fn contexts() -> Vec<serde_json::Value> {
+    let mut contexts = vec![
+        j!({}),
+        j!({"age": 10}),
+        j!({"plan": "free", "is_admin": true}),
+        j!({"is_admin": true, "plan": "pro", "age": 30}),
+        j!({"is_admin": false, "plan": "enterprise", "age": 18, "user_id": 7}),
+    ];
+    for user_id in 0..16 {
+        contexts
+            .push(j!({"is_admin": true, "plan": "pro", "age": 20 + user_id, "user_id": user_id}));
+        contexts.push(j!({"user_id": format!("user-{user_id}"), "age": 40}));
+    }
+    contexts
+}
+
+/// The flags the writer builds, identical for Python and Rust.
+fn script() -> Vec<serde_json::Value> {
+    vec![
+        j!({"op": "create", "name": "new_dashboard", "client_data": {"owner": "team-x"}}),
+        j!({"op": "enable", "name": "new_dashboard"}),
+        j!({"op": "add_condition", "name": "new_dashboard",
+            "checks": {"is_admin": true, "plan__in": ["pro", "enterprise"]}}),
+        j!({"op": "add_condition", "name": "new_dashboard", "checks": {"age__gte": 18}}),
+        j!({"op": "set_bucketer", "name": "new_dashboard", "bucketer": {
+            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id"],
+            "percentage": {"type": "Percentage", "value": 0.5}}}),
+        j!({"op": "create", "name": "hashed", "is_enabled": true}),
+        j!({"op": "set_bucketer", "name": "hashed", "bucketer": {
+            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id", "age"],
+            "percentage": {"type": "Percentage", "value": 0.3}}}),
+        j!({"op": "create", "name": "dir/nested"}),
+        j!({"op": "create", "name": "data", "client_data": {
+            "ratio": 0.1, "big": u64::MAX, "unicode": "é😀", "list": [1, 2.5, null]}}),
+        j!({"op": "set_client_data", "name": "data", "client_data": {"owner": "team-y", "ratio": 2}}),
+        j!({"op": "create", "name": "gone", "is_enabled": true}),
+        j!({"op": "destroy", "name": "gone"}),
+        j!({"op": "create", "name": "ops", "is_enabled": true}),
+        j!({"op": "add_condition", "name": "ops", "checks": {
+            "age__lt": 65, "plan__ne": "free", "user_id__not_in": [1, 2, 3]}}),
+        j!({"op": "disable", "name": "ops"}),
+        j!({"op": "enable", "name": "ops"}),
+    ]
+}
+
+const FLAGS: [&str; 5] = ["new_dashboard", "hashed", "dir/nested", "data", "ops"];
+
+/// Asserts two stored forms of `name` are the same bytes. flipper-client keeps a bucketer's
+/// `key_whitelist` in a Python `set`, so a whitelist of several keys is written in an order
+/// that changes from process to process (spec §1.5): for those, the order is ignored.
+fn assert_same_bytes(name: &str, ours: &str, theirs: &str) {
+    fn sorted_whitelist(text: &str) -> (serde_json::Value, usize) {
+        let mut v: serde_json::Value = serde_json::from_str(text).expect("stored JSON");
+        let mut keys = 0;
+        if let Some(list) = v["meta"]["bucketer"]
+            .get_mut("key_whitelist")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            list.sort_by_key(ToString::to_string);
+            keys = list.len();
+        }
+        (v, keys)
+    }
+    let (a, keys) = sorted_whitelist(ours);
+    if keys > 1 {
+        assert_eq!(
+            a,
+            sorted_whitelist(theirs).0,
+            "{name} (whitelist order aside)"
+        );
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+    } else {
+        assert_eq!(ours, theirs, "stored bytes of {name}");
+    }
+}
+
+/// Runs one step of [`script`] through the Rust client.
+async fn rust_step(client: &FeatureFlagClient, step: &serde_json::Value) {
+    let name = step["name"].as_str().expect("a name");
+    let done = match step["op"].as_str().expect("an op") {
+        "create" => client
+            .create(
+                name,
+                step["is_enabled"].as_bool().unwrap_or(false),
+                step.get("client_data").map(object),
+            )
+            .await
+            .map(drop),
+        "enable" => client.enable(name).await,
+        "disable" => client.disable(name).await,
+        "destroy" => client.destroy(name).await,
+        "add_condition" => {
+            let condition =
+                Condition::from_kwargs(object(&step["checks"])).expect("valid condition keys");
+            client.add_condition(name, condition).await
+        }
+        "set_bucketer" => {
+            let bucketer = Bucketer::from_value(&value(&step["bucketer"])).expect("a bucketer");
+            client.set_bucketer(name, bucketer).await
+        }
+        "set_client_data" => {
+            client
+                .set_client_data(name, object(&step["client_data"]))
+                .await
+        }
+        other => panic!("unknown step {other}"),
+    };
+    done.unwrap_or_else(|e| panic!("rust {step}: {e}"));
+}
+
+fn rust_client(store: Arc<dyn Store>) -> FeatureFlagClient {
+    FeatureFlagClient::with_env(
+        store,
+        FixedEnv {
+            now: CREATED as f64,
+            random: 0.5,
+        },
+    )
+}
+
+/// What the Rust side reads and answers equals what Python reads and answers.
+async fn assert_same_view(py: &mut Python, store: &Arc<dyn Store>) {
+    let client = rust_client(Arc::clone(store));
+    for name in FLAGS {
+        let rust = store
+            .get(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("rust cannot see {name}"))
+            .item
+            .serialize();
+        let python = py.ok(j!({"op": "raw", "name": name}));
+        let python = python
+            .as_str()
+            .unwrap_or_else(|| panic!("python cannot see {name}"));
+        assert_same_bytes(name, &String::from_utf8(rust).unwrap(), python);
+        for context in contexts() {
+            let python = py.ok(j!({"op": "is_enabled", "name": name, "checks": context}));
+            let rust = client
+                .is_enabled(name, &Checks::from(object(&context)))
+                .await;
+            assert_eq!(Some(rust), python.as_bool(), "{name} {context}");
+        }
+    }
+    assert!(store.get("gone").await.unwrap().is_none());
+    assert_eq!(
+        py.ok(j!({"op": "raw", "name": "gone"})),
+        serde_json::Value::Null
+    );
+    // Both list in key order (S3's listing order is UTF-8 byte order, as Rust sorts).
+    let python: Vec<String> = serde_json::from_value(py.ok(j!({"op": "list"}))).unwrap();
+    let rust: Vec<String> = store
+        .items(None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.feature_name)
+        .collect();
+    assert_eq!(rust, python);
+    let python: Vec<String> =
+        serde_json::from_value(py.ok(j!({"op": "list", "limit": 2, "offset": 1}))).unwrap();
+    let rust: Vec<String> = store
+        .items(Some(2), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.feature_name)
+        .collect();
+    assert_eq!(rust, python, "offset and limit count the same objects");
+}
+
+/// The raw object of `name` in `bucket`, as text.
+async fn raw_text(moto: &MotoServer, bucket: &str, name: &str) -> String {
+    let s3 = super::raw(&super::config(moto, bucket));
+    let bytes = super::raw_get(&s3, name).await.expect("stored");
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+fn store_on(moto: &MotoServer, bucket: &str) -> Arc<dyn Store> {
+    Arc::new(S3Store::new(super::config(moto, bucket)).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_rust_share_a_bucket() {
+    let Some(moto) = flipper_testkit::moto() else {
+        return;
+    };
+    // Python writes into its bucket; Rust reads it.
+    let py_bucket = moto.create_bucket();
+    let Some(mut py) = Python::start(moto, &py_bucket) else {
+        return;
+    };
+    for step in script() {
+        py.ok(step);
+    }
+    assert_same_view(&mut py, &store_on(moto, &py_bucket)).await;
+
+    // Rust writes into its bucket; Python reads it.
+    let rust_bucket = moto.create_bucket();
+    let store = store_on(moto, &rust_bucket);
+    let client = rust_client(Arc::clone(&store));
+    for step in script() {
+        rust_step(&client, &step).await;
+    }
+    let Some(mut py) = Python::start(moto, &rust_bucket) else {
+        return;
+    };
+    assert_same_view(&mut py, &store).await;
+
+    // The same steps stored the same objects on both sides.
+    for name in FLAGS {
+        let ours = raw_text(moto, &rust_bucket, name).await;
+        let theirs = raw_text(moto, &py_bucket, name).await;
+        assert_same_bytes(name, &ours, &theirs);
+    }
+}
+
+/// A flag a Python process changes reaches Rust's live flags (by polling) and evaluates as
+/// Python evaluates it; a Rust update keeps what Python wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_flags_follow_a_python_writer() {
+    let Some(moto) = flipper_testkit::moto() else {
+        return;
+    };
+    let bucket = moto.create_bucket();
+    let Some(mut py) = Python::start(moto, &bucket) else {
+        return;
+    };
+    let config: S3Config = super::config(moto, &bucket);
+    let store: Arc<dyn Store> = Arc::new(S3Store::new(config).unwrap());
+    let live = LiveFlags::start(Arc::clone(&store), LiveOptions::default()).await;
+    assert!(live.is_initialized(), "{:?}", live.status());
+
+    py.ok(j!({"op": "create", "name": "f", "client_data": {"a": 1}}));
+    py.ok(j!({"op": "add_condition", "name": "f", "checks": {"age__gte": 18}}));
+    py.ok(j!({"op": "enable", "name": "f"}));
+    let adult = Checks::new().with("age", 20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !live.is_enabled("f", &adult) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Python's flag never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for context in contexts() {
+        let python = py.ok(j!({"op": "is_enabled", "name": "f", "checks": context}));
+        let rust = live.is_enabled("f", &Checks::from(object(&context)));
+        assert_eq!(Some(rust), python.as_bool(), "{context}");
+    }
+
+    // Rust adds a condition with a compare-and-swap; Python sees both conditions.
+    rust_client(Arc::clone(&store))
+        .add_condition("f", Condition::new().eq("plan", "pro"))
+        .await
+        .unwrap();
+    let meta = py.ok(j!({"op": "get_meta", "name": "f"}));
+    assert_eq!(meta["client_data"], j!({"a": 1}));
+    assert_eq!(meta["conditions"].as_array().map(Vec::len), Some(2));
+
+    // Python deletes it; the live flags drop it.
+    py.ok(j!({"op": "destroy", "name": "f"}));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while live.get("f").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Python's delete never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
