@@ -38,8 +38,11 @@ use super::{Conn, RedisStore, config::Target, decode_item, list};
 use crate::error::Error;
 use crate::store::{Change, ChangeStream, Version};
 
-/// How long a keyspace event waits for the change-channel message of a flipper write.
-const PAIR_WINDOW: Duration = Duration::from_millis(50);
+/// How long a keyspace event waits for the change-channel message of a flipper write. On a
+/// standalone server that message follows on the same connection at once; a longer window only
+/// delays other processes' writes (each pays it), a shorter one only costs a read that finds
+/// bytes already reported.
+const PAIR_WINDOW: Duration = Duration::from_millis(5);
 /// How often the pub/sub connections are pinged.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 /// How long connecting, subscribing or a ping may take.
