@@ -53,6 +53,14 @@ mod cached;
 pub mod conformance;
 #[cfg(feature = "consul")]
 mod consul;
+#[cfg(any(
+    feature = "http",
+    feature = "redis",
+    feature = "postgres",
+    feature = "consul",
+    feature = "thrift"
+))]
+mod gate;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "json-file")]

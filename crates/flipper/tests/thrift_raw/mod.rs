@@ -11,6 +11,7 @@ use thrift::protocol::{
 };
 
 /// One field of a call's arguments (or of a struct), with its id.
+#[derive(Clone)]
 pub(crate) enum Arg {
     Str(i16, &'static str),
     Bool(i16, bool),
@@ -175,7 +176,7 @@ fn write_field(o: &mut dyn TOutputProtocol, field: &Arg) {
                             &[
                                 Arg::Str(1, variable),
                                 Arg::Str(2, value),
-                                Arg::Struct(3, operator.iter().map(copy).collect()),
+                                Arg::Struct(3, operator.clone()),
                             ],
                         );
                     }
@@ -187,16 +188,6 @@ fn write_field(o: &mut dyn TOutputProtocol, field: &Arg) {
         }
     }
     o.write_field_end().unwrap();
-}
-
-fn copy(arg: &Arg) -> Arg {
-    match arg {
-        Arg::Str(id, s) => Arg::Str(*id, s),
-        Arg::Bool(id, b) => Arg::Bool(*id, *b),
-        Arg::I64(id, n) => Arg::I64(*id, *n),
-        Arg::Struct(id, fields) => Arg::Struct(*id, fields.iter().map(copy).collect()),
-        Arg::Conditions(..) => unimplemented!("not inside operators"),
-    }
 }
 
 fn len(n: usize) -> i32 {

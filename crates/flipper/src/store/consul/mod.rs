@@ -107,8 +107,8 @@ struct Inner {
     api: Api,
     /// This store's writes, for its watches.
     own: tokio::sync::broadcast::Sender<Own>,
-    /// How many watch streams are still connecting (writes wait for them).
-    connecting: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Watch streams still connecting (writes wait for them).
+    watchers: crate::store::gate::WatchGate,
 }
 
 impl ConsulStore {
@@ -124,7 +124,7 @@ impl ConsulStore {
                 prefix: format!("{}/", config.base_key()),
                 api: Api::new(&config)?,
                 own: tokio::sync::broadcast::channel(OWN_WRITES_BUFFER).0,
-                connecting: Arc::new(tokio::sync::watch::channel(0).0),
+                watchers: crate::store::gate::WatchGate::new(WATCH_CONNECT_WAIT),
                 config,
             }),
         })
@@ -178,8 +178,7 @@ impl ConsulStore {
 
     /// Waits (a bounded time) until every watch stream opened so far has made its first read.
     async fn settle_watchers(&self) {
-        let mut connecting = self.inner.connecting.subscribe();
-        let _ = tokio::time::timeout(WATCH_CONNECT_WAIT, connecting.wait_for(|n| *n == 0)).await;
+        self.inner.watchers.settle().await;
     }
 
     /// Tells this store's watches of one of its writes.

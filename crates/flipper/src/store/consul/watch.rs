@@ -21,12 +21,11 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use flipper_core::Item;
-use futures_util::stream;
-use tokio::sync::{broadcast, mpsc, watch};
+
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::api::Read;
@@ -63,7 +62,7 @@ pub(super) fn start(store: &ConsulStore) -> Option<ChangeStream> {
         store: store.clone(),
         tx,
         own: store.inner.own.subscribe(),
-        connecting: Some(Connecting::new(&store.inner.connecting)),
+        connecting: Some(store.inner.watchers.connecting()),
         live: false,
         known: HashMap::new(),
         floor: 0,
@@ -71,25 +70,7 @@ pub(super) fn start(store: &ConsulStore) -> Option<ChangeStream> {
         failures: 0,
     };
     runtime.spawn(follower.run());
-    Some(Box::pin(stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|change| (change, rx))
-    })))
-}
-
-/// Counts one watch stream as still connecting (writes wait for it) until dropped.
-struct Connecting(Arc<watch::Sender<usize>>);
-
-impl Connecting {
-    fn new(counter: &Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    Some(crate::store::gate::channel_stream(rx))
 }
 
 /// What the watcher was last told of a flag.
@@ -109,7 +90,7 @@ struct Follower {
     tx: mpsc::Sender<Change>,
     own: broadcast::Receiver<Own>,
     /// Held until the first read is done (or failed).
-    connecting: Option<Connecting>,
+    connecting: Option<crate::store::gate::Connecting>,
     /// Whether a first read gave the watcher's knowledge (own writes wait until then).
     live: bool,
     known: HashMap<String, Known>,

@@ -67,8 +67,8 @@ pub struct HttpStore {
     base: Arc<str>,
     token: Option<Arc<str>>,
     client: Client,
-    /// How many watch streams are still connecting.
-    connecting: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Watch streams still connecting (writes wait for them).
+    watchers: crate::store::gate::WatchGate,
 }
 
 impl HttpStore {
@@ -114,7 +114,7 @@ impl HttpStore {
             base: parsed.as_str().trim_end_matches('/').into(),
             token: None,
             client,
-            connecting: Arc::new(tokio::sync::watch::channel(0).0),
+            watchers: crate::store::gate::WatchGate::new(WATCH_CONNECT_WAIT),
         })
     }
 
@@ -175,8 +175,7 @@ impl HttpStore {
 
     /// Waits (a bounded time) until every watch stream opened so far is connected.
     async fn settle_watchers(&self) {
-        let mut connecting = self.connecting.subscribe();
-        let _ = tokio::time::timeout(WATCH_CONNECT_WAIT, connecting.wait_for(|n| *n == 0)).await;
+        self.watchers.settle().await;
     }
 }
 

@@ -5,13 +5,12 @@
 //! from now on"). Any later `snapshot` (the server could not resume, or found this watcher too
 //! slow) is [`Change::Resync`]: changes were missed, reload everything.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use flipper_core::{Item, json};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::HttpStore;
 use super::reply::backend;
@@ -38,29 +37,10 @@ pub(super) fn start(store: &HttpStore) -> Option<ChangeStream> {
         tx,
         last_id: None,
         failures: 0,
-        connecting: Some(Connecting::new(&store.connecting)),
+        connecting: Some(store.watchers.connecting()),
     };
     runtime.spawn(follower.run());
-    Some(Box::pin(futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|change| (change, rx)) },
-    )))
-}
-
-/// Counts one watch stream as still connecting (writes wait for it) until dropped.
-struct Connecting(Arc<watch::Sender<usize>>);
-
-impl Connecting {
-    fn new(counter: &Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    Some(crate::store::gate::channel_stream(rx))
 }
 
 /// Why one connection stopped.
@@ -80,7 +60,7 @@ struct Follower {
     /// Failed connections in a row.
     failures: u32,
     /// Held until the first connection has its snapshot (or fails).
-    connecting: Option<Connecting>,
+    connecting: Option<crate::store::gate::Connecting>,
 }
 
 impl Follower {

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flipper_core::Item;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification, Socket};
@@ -49,29 +49,10 @@ pub(super) fn start(store: &PostgresStore) -> Option<ChangeStream> {
         store: store.clone(),
         tx,
         failures: 0,
-        connecting: Some(Connecting::new(&store.inner.connecting)),
+        connecting: Some(store.inner.watchers.connecting()),
     };
     runtime.spawn(follower.run());
-    Some(Box::pin(futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|change| (change, rx)) },
-    )))
-}
-
-/// Counts one watch stream as still connecting (writes wait for it) until dropped.
-struct Connecting(watch::Sender<usize>);
-
-impl Connecting {
-    fn new(counter: &watch::Sender<usize>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    Some(crate::store::gate::channel_stream(rx))
 }
 
 /// The driver task, aborted when the follower lets go of it.
@@ -96,7 +77,7 @@ struct Follower {
     /// Failed connections in a row.
     failures: u32,
     /// Held until the first connection listens (or fails).
-    connecting: Option<Connecting>,
+    connecting: Option<crate::store::gate::Connecting>,
 }
 
 impl Follower {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
 pub use self::config::PostgresConfig;
@@ -106,8 +106,8 @@ struct Inner {
     sql: Statements,
     /// Set once the migration ran (or at once without migrations); retried after a failure.
     migrated: OnceCell<()>,
-    /// How many watch streams are still connecting.
-    connecting: watch::Sender<usize>,
+    /// Watch streams still connecting (writes wait for them).
+    watchers: crate::store::gate::WatchGate,
 }
 
 impl PostgresStore {
@@ -156,7 +156,7 @@ impl PostgresStore {
                 pool,
                 sql,
                 migrated: OnceCell::new(),
-                connecting: watch::channel(0).0,
+                watchers: crate::store::gate::WatchGate::new(WATCH_CONNECT_WAIT),
             }),
         })
     }

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{PostgresStore, WATCH_CONNECT_WAIT, sql};
+use super::{PostgresStore, sql};
 use crate::error::{BoxError, Error, Result};
 use crate::store::{
     Capabilities, ChangeStream, CorruptEntry, ListEntry, PutMode, Store, Version, Versioned,
@@ -63,8 +63,7 @@ impl PostgresStore {
 
     /// Waits (a bounded time) until every watch stream opened so far listens.
     async fn settle_watchers(&self) {
-        let mut connecting = self.inner.connecting.subscribe();
-        let _ = tokio::time::timeout(WATCH_CONNECT_WAIT, connecting.wait_for(|n| *n == 0)).await;
+        self.inner.watchers.settle().await;
     }
 
     pub(super) fn backend(&self, source: impl Into<BoxError>) -> Error {

@@ -107,8 +107,8 @@ struct Inner {
     channel: String,
     scripts: Scripts,
     conn: tokio::sync::OnceCell<Conn>,
-    /// How many watch streams are still connecting (writes wait for them).
-    connecting: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Watch streams still connecting (writes wait for them).
+    watchers: crate::store::gate::WatchGate,
 }
 
 impl RedisStore {
@@ -121,7 +121,7 @@ impl RedisStore {
                 channel: script::channel(config.base_key()),
                 scripts: Scripts::new(),
                 conn: tokio::sync::OnceCell::new(),
-                connecting: Arc::new(tokio::sync::watch::channel(0).0),
+                watchers: crate::store::gate::WatchGate::new(WATCH_CONNECT_WAIT),
                 config,
             }),
         }
@@ -209,8 +209,7 @@ impl RedisStore {
 
     /// Waits (a bounded time) until every watch stream opened so far is live.
     async fn settle_watchers(&self) {
-        let mut connecting = self.inner.connecting.subscribe();
-        let _ = tokio::time::timeout(WATCH_CONNECT_WAIT, connecting.wait_for(|n| *n == 0)).await;
+        self.inner.watchers.settle().await;
     }
 
     /// The key of a flag whose name is given as bytes.

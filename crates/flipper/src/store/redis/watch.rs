@@ -22,7 +22,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -30,7 +29,7 @@ use futures_util::stream::{self, SelectAll};
 use futures_util::{FutureExt, StreamExt};
 use redis::aio::PubSubSink;
 use redis::{Msg, ProtocolVersion};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::script::{self, Notice};
@@ -63,28 +62,10 @@ pub(super) fn start(store: &RedisStore) -> Option<ChangeStream> {
         store: store.clone(),
         tx,
         failures: 0,
-        connecting: Some(Connecting::new(&store.inner.connecting)),
+        connecting: Some(store.inner.watchers.connecting()),
     };
     runtime.spawn(follower.run());
-    Some(Box::pin(stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|change| (change, rx))
-    })))
-}
-
-/// Counts one watch stream as still connecting (writes wait for it) until dropped.
-struct Connecting(Arc<watch::Sender<usize>>);
-
-impl Connecting {
-    fn new(counter: &Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    Some(crate::store::gate::channel_stream(rx))
 }
 
 /// Why a session stopped.
@@ -106,7 +87,7 @@ struct Follower {
     /// Failed sessions in a row.
     failures: u32,
     /// Held until the first session is live (or failed to open).
-    connecting: Option<Connecting>,
+    connecting: Option<crate::store::gate::Connecting>,
 }
 
 impl Follower {

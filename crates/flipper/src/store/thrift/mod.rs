@@ -110,7 +110,7 @@ struct Inner {
     /// Writes share it; a poll takes it alone.
     gate: RwLock<()>,
     /// How many watch streams are still taking their first listing (writes wait for them).
-    connecting: Arc<tokio::sync::watch::Sender<usize>>,
+    watchers: crate::store::gate::WatchGate,
 }
 
 impl ThriftStore {
@@ -122,7 +122,7 @@ impl ThriftStore {
                 pool: Arc::new(Pool::new(config.clone())),
                 changes: broadcast::channel(super::memory::WATCH_BUFFER).0,
                 gate: RwLock::new(()),
-                connecting: Arc::new(tokio::sync::watch::channel(0).0),
+                watchers: crate::store::gate::WatchGate::new(WATCH_CONNECT_WAIT),
                 config,
             }),
         }
@@ -160,8 +160,7 @@ impl ThriftStore {
 
     /// Waits (a bounded time) until every watch stream opened so far has its first listing.
     async fn settle_watchers(&self) {
-        let mut connecting = self.inner.connecting.subscribe();
-        let _ = tokio::time::timeout(WATCH_CONNECT_WAIT, connecting.wait_for(|n| *n == 0)).await;
+        self.inner.watchers.settle().await;
     }
 
     fn invalid(&self, item: &Item, message: String) -> Error {

@@ -7,7 +7,6 @@
 //! already told of.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -32,30 +31,11 @@ pub(super) fn start(store: &ThriftStore) -> Option<ChangeStream> {
         writes,
         tx,
         known: HashMap::new(),
-        first: Some(Connecting::new(&store.inner.connecting)),
+        first: Some(store.inner.watchers.connecting()),
         failing: false,
     };
     runtime.spawn(follower.run());
-    Some(Box::pin(futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|change| (change, rx)) },
-    )))
-}
-
-/// Counts a stream that has no first listing yet; writes wait while any does.
-struct Connecting(Arc<tokio::sync::watch::Sender<usize>>);
-
-impl Connecting {
-    fn new(counter: &Arc<tokio::sync::watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
+    Some(crate::store::gate::channel_stream(rx))
 }
 
 /// The consumer went away.
@@ -68,7 +48,7 @@ struct Follower {
     /// Each flag's version as last reported.
     known: HashMap<String, Version>,
     /// Held until the first listing.
-    first: Option<Connecting>,
+    first: Option<crate::store::gate::Connecting>,
     /// Whether the last poll failed (its failure was logged).
     failing: bool,
 }
