@@ -39,7 +39,7 @@ mod s3;
 
 pub use consul::{ConsulAgent, FakeConsul, KvSnapshot, consul_agent, fake_consul};
 pub use postgres::{Postgres, PostgresServer, postgres};
-pub use python::python3;
+pub use python::{PythonProcess, python3};
 pub use redis::{
     Redis, RedisCluster, RedisOptions, RedisServer, RedisTls, redis, redis_cluster,
     redis_cluster_tls, redis_tls,

@@ -5,7 +5,6 @@
 //! Run it with `scripts/bench-stores` (needs redis-server, PostgreSQL, python3 with
 //! flipper-client, redis and psycopg; see .ci/run).
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,39 +76,22 @@ fn expected() -> (usize, usize) {
 }
 
 /// The Python flipper-client driver (tests/python/interop.py).
-struct Python(std::process::Child, BufReader<std::process::ChildStdout>);
+struct Python(flipper_testkit::PythonProcess);
 
 impl Python {
     fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let out = BufReader::new(child.stdout.take().expect("piped"));
-        Self(child, out)
+        let script = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/interop.py"
+        ));
+        Self(
+            flipper_testkit::PythonProcess::start(script, &[], &["flipper", "redis", "psycopg"])
+                .expect("python3 with flipper-client"),
+        )
     }
 
     fn call(&mut self, cmd: serde_json::Value) -> serde_json::Value {
-        let stdin = self.0.stdin.as_mut().expect("piped");
-        writeln!(stdin, "{cmd}").expect("python reads");
-        stdin.flush().expect("python reads");
-        let mut line = String::new();
-        self.1.read_line(&mut line).expect("python answers");
-        let answer: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-        match answer.get("ok") {
-            Some(v) => v.clone(),
-            None => panic!("python failed {cmd}: {answer}"),
-        }
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.0.ok(cmd)
     }
 }
 

@@ -6,8 +6,6 @@
 //! Without python3, flipper-client, redis-server or PostgreSQL the tests skip with a loud
 //! message, unless `FLIPPER_TEST_REQUIRE_SERVICES=1` (as in CI), where they fail.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use flipper::store::{Store, StoreExt};
@@ -21,57 +19,24 @@ use serde_json::json as j;
 /// The instant both sides use as `created_date`.
 const CREATED: i64 = 1_700_000_000;
 
-/// The flipper-client process.
-struct Python {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+/// The flipper-client process (`tests/python/interop.py`).
+struct Python(flipper_testkit::PythonProcess);
 
 impl Python {
     fn start(open: serde_json::Value) -> Option<Self> {
-        let python = flipper_testkit::python3(&["flipper", "redis", "psycopg"])?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut py = Self {
-            child,
-            stdin,
-            stdout,
-        };
+        let script = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/interop.py"
+        ));
+        let mut py =
+            flipper_testkit::PythonProcess::start(script, &[], &["flipper", "redis", "psycopg"])?;
         py.ok(open);
         py.ok(j!({"op": "freeze", "now": CREATED}));
-        Some(py)
-    }
-
-    fn call(&mut self, cmd: &serde_json::Value) -> serde_json::Value {
-        writeln!(self.stdin, "{cmd}").expect("python reads");
-        self.stdin.flush().expect("python reads");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("python answers");
-        assert!(!line.is_empty(), "python exited while answering {cmd}");
-        serde_json::from_str(&line).expect("python answers JSON")
+        Some(Self(py))
     }
 
     fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
-        let answer = self.call(&cmd);
-        match answer.get("ok") {
-            Some(v) => v.clone(),
-            None => panic!("python failed {cmd}: {answer}"),
-        }
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.ok(cmd)
     }
 }
 

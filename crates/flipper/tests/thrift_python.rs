@@ -8,9 +8,7 @@
 //! Without python3 and flipper-client the tests skip with a loud message, unless
 //! `FLIPPER_TEST_REQUIRE_SERVICES=1`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,63 +17,38 @@ use flipper::store::{MemoryStore, PutMode, Store, ThriftServer, ThriftServerOpti
 use flipper::{Bucketer, Checks, Condition, Item, Percentage, Reason, Value};
 use serde_json::json;
 
-/// The Python client, one command at a time.
-struct Python {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+/// The Python client (`tests/python/thrift_client.py`), one command at a time.
+struct Python(flipper_testkit::PythonProcess);
 
 impl Python {
     fn start(addr: SocketAddr, framing: &str) -> Option<Self> {
-        let python =
-            flipper_testkit::python3(&["flipper.contrib.thrift", "flipper_thrift", "thrift"])?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/thrift_client.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg(addr.ip().to_string())
-            .arg(addr.port().to_string())
-            .arg(framing)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        Some(Self {
-            child,
-            stdin,
-            stdout,
-        })
+        let script = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/thrift_client.py"
+        ));
+        let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
+        flipper_testkit::PythonProcess::start(
+            script,
+            &[&ip, &port, framing],
+            &["flipper.contrib.thrift", "flipper_thrift", "thrift"],
+        )
+        .map(Self)
     }
 
     /// The answer to `cmd`: `Ok(value)` or `Err("ExceptionClass: message")`.
     fn run(&mut self, cmd: serde_json::Value) -> Result<serde_json::Value, String> {
         // Python's calls reach the server, which needs this runtime: block off its workers.
-        tokio::task::block_in_place(|| {
-            writeln!(self.stdin, "{cmd}").expect("python reads");
-            self.stdin.flush().expect("python reads");
-            let mut line = String::new();
-            self.stdout.read_line(&mut line).expect("python answers");
-            let answer: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-            match (answer.get("ok"), answer.get("error")) {
-                (Some(v), _) => Ok(v.clone()),
-                (_, Some(e)) => Err(e.as_str().unwrap_or_default().to_owned()),
-                _ => panic!("python answered {answer}"),
-            }
-        })
+        let answer = tokio::task::block_in_place(|| self.0.call(&cmd));
+        match (answer.get("ok"), answer.get("error")) {
+            (Some(v), _) => Ok(v.clone()),
+            (_, Some(e)) => Err(e.as_str().unwrap_or_default().to_owned()),
+            _ => panic!("python answered {answer}"),
+        }
     }
 
     fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
         self.run(cmd.clone())
             .unwrap_or_else(|e| panic!("python failed {cmd}: {e}"))
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -9,8 +9,6 @@
 //! `create` then `enable` fails, and a step can undo the previous one), and the tests assert
 //! that Python keeps showing a flag Rust deleted.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,46 +25,23 @@ use serde_json::json as j;
 const CREATED: i64 = 1_700_000_000;
 
 /// flipper-client in a Python process (`tests/python/interop.py`).
-struct Python {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+struct Python(flipper_testkit::PythonProcess);
 
 impl Python {
     /// flipper-client's Consul store on `consul`, with this base key.
     fn start(consul: &FakeConsul, base_key: &str) -> Option<Self> {
-        let python = flipper_testkit::python3(&["flipper", "consul"])?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut py = Self {
-            child,
-            stdin,
-            stdout,
-        };
+        let script = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/interop.py"
+        ));
+        let mut py = flipper_testkit::PythonProcess::start(script, &[], &["flipper", "consul"])?;
         py.ok(j!({"op": "open", "kind": "consul", "port": consul.port(), "base_key": base_key}));
         py.ok(j!({"op": "freeze", "now": CREATED}));
-        Some(py)
+        Some(Self(py))
     }
 
     fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
-        writeln!(self.stdin, "{cmd}").expect("python reads");
-        self.stdin.flush().expect("python reads");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("python answers");
-        assert!(!line.is_empty(), "python exited while answering {cmd}");
-        let answer: serde_json::Value = serde_json::from_str(&line).expect("JSON");
-        match answer.get("ok") {
-            Some(v) => v.clone(),
-            None => panic!("python failed {cmd}: {answer}"),
-        }
+        self.0.ok(cmd)
     }
 
     /// What Python's store returns for a flag (from its cache), re-serialized.
@@ -74,13 +49,6 @@ impl Python {
         self.ok(j!({"op": "raw", "name": name}))
             .as_str()
             .map(str::to_owned)
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

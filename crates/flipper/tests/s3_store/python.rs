@@ -6,8 +6,6 @@
 //! The Python side is `tests/python/interop.py`. Without python3, flipper-client or boto3 the
 //! tests skip with a loud message, unless `FLIPPER_TEST_REQUIRE_SERVICES=1`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,57 +22,27 @@ use serde_json::json as j;
 /// The instant both sides use as `created_date`.
 const CREATED: i64 = 1_700_000_000;
 
-/// The flipper-client process, on one bucket.
-struct Python {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+/// The flipper-client process, on one bucket (`tests/python/interop.py`).
+struct Python(flipper_testkit::PythonProcess);
 
 impl Python {
     fn start(moto: &MotoServer, bucket: &str) -> Option<Self> {
-        let python = flipper_testkit::python3(&["flipper", "boto3"])?;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/interop.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut py = Self {
-            child,
-            stdin,
-            stdout,
-        };
+        let script = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/interop.py"
+        ));
+        let mut py = flipper_testkit::PythonProcess::start(script, &[], &["flipper", "boto3"])?;
         py.ok(
             j!({"op": "open", "kind": "s3", "bucket": bucket, "endpoint_url": moto.url(),
             "region": MotoServer::REGION, "access_key_id": MotoServer::ACCESS_KEY_ID,
             "secret_access_key": MotoServer::SECRET_ACCESS_KEY}),
         );
         py.ok(j!({"op": "freeze", "now": CREATED}));
-        Some(py)
+        Some(Self(py))
     }
 
     fn ok(&mut self, cmd: serde_json::Value) -> serde_json::Value {
-        writeln!(self.stdin, "{cmd}").expect("python reads");
-        self.stdin.flush().expect("python reads");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("python answers");
-        assert!(!line.is_empty(), "python exited while answering {cmd}");
-        let answer: serde_json::Value = serde_json::from_str(&line).expect("python answers JSON");
-        match answer.get("ok") {
-            Some(v) => v.clone(),
-            None => panic!("python failed {cmd}: {answer}"),
-        }
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.ok(cmd)
     }
 }
 
