@@ -67,6 +67,8 @@ mod http;
 mod json_file;
 mod memory;
 mod ops;
+#[cfg(any(feature = "redis", feature = "s3", feature = "consul"))]
+mod params;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redb")]

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::store::params::percent_decode;
 
 /// How Consul's servers answer reads: its `?consistent` and `?stale` query flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,7 +115,7 @@ impl ConsulConfig {
         };
         let (host, port) = split_authority(authority).map_err(invalid)?;
         let base_key =
-            decode(path.trim_start_matches('/').trim_end_matches('/')).map_err(invalid)?;
+            percent_decode(path.trim_start_matches('/').trim_end_matches('/')).map_err(invalid)?;
         let base_key = if base_key.is_empty() {
             Self::DEFAULT_BASE_KEY.to_owned()
         } else {
@@ -350,9 +351,9 @@ impl Params {
         let mut seen: Vec<String> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode(raw_name)?;
+            let name = percent_decode(raw_name)?;
             // Never echo a token back: its value is not decoded into a message.
-            let value = decode(raw_value).map_err(|e| {
+            let value = percent_decode(raw_value).map_err(|e| {
                 if name == "token" {
                     "bad percent-escape in the token".to_owned()
                 } else {
@@ -427,27 +428,6 @@ pub(super) fn format_duration(d: Duration) -> String {
     } else {
         format!("{}ms", d.as_millis().max(1))
     }
-}
-
-/// Percent-decodes `%XX` escapes (`+` stays a plus sign).
-fn decode(raw: &str) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {raw:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{raw:?} is not UTF-8 once decoded"))
 }
 
 /// Percent-encodes all but `A-Z a-z 0-9 - . _ ~` (and `/` when `keep_slash`): a key as a URL

@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::store::params::{format_interval, parse_interval, percent_decode};
 
 const DEFAULT_BASE_KEY: &str = RedisConfig::DEFAULT_BASE_KEY;
 const DEFAULT_BATCH_SIZE: usize = RedisConfig::DEFAULT_BATCH_SIZE;
@@ -413,8 +414,8 @@ impl Params {
         let mut seen: Vec<String> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode(raw_name)?;
-            let value = decode(raw_value)?;
+            let name = percent_decode(raw_name)?;
+            let value = percent_decode(raw_value)?;
             if seen.contains(&name) {
                 return Err(format!("parameter {name:?} given twice"));
             }
@@ -450,58 +451,6 @@ impl Params {
         }
         Ok(params)
     }
-}
-
-/// `500ms`, `2s`, `1m`; `0` or `off` is `None`.
-fn parse_interval(value: &str) -> Result<Option<Duration>, String> {
-    if matches!(value, "0" | "off") {
-        return Ok(None);
-    }
-    let bad = || {
-        format!(
-            "poll_interval must be a whole number with a unit (500ms, 2s, 1m), or 0 or off, not \
-             {value:?}"
-        )
-    };
-    let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let interval = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(bad()),
-    };
-    Ok(Some(interval).filter(|d| !d.is_zero()))
-}
-
-/// The inverse of [`parse_interval`].
-fn format_interval(interval: Option<Duration>) -> String {
-    match interval {
-        None => "off".to_owned(),
-        Some(d) if d.subsec_nanos() == 0 => format!("{}s", d.as_secs()),
-        Some(d) => format!("{}ms", d.as_millis()),
-    }
-}
-
-/// Percent-decodes `%XX` escapes (`+` stays a plus sign).
-fn decode(raw: &str) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {raw:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{raw:?} is not UTF-8 once decoded"))
 }
 
 /// Percent-encodes what would end or break a query value.

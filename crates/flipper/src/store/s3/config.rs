@@ -7,6 +7,7 @@ use std::time::Duration;
 use object_store::path::Path;
 
 use crate::error::{Error, Result};
+use crate::store::params::{format_interval, parse_interval, percent_decode};
 
 const DEFAULT_POLL_INTERVAL: Duration = S3Config::DEFAULT_POLL_INTERVAL;
 
@@ -117,7 +118,7 @@ impl S3Config {
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
         check_bucket(bucket).map_err(invalid)?;
-        let prefix = decode(path).map_err(invalid)?;
+        let prefix = percent_decode(path).map_err(invalid)?;
         let mut config = Self::new(bucket);
         config.prefix = check_prefix(&prefix).map_err(invalid)?;
         config.apply_query(query).map_err(invalid)?;
@@ -128,8 +129,8 @@ impl S3Config {
         let mut seen: Vec<String> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode(raw_name)?;
-            let value = decode(raw_value)?;
+            let name = percent_decode(raw_name)?;
+            let value = percent_decode(raw_value)?;
             if seen.contains(&name) {
                 return Err(format!("parameter {name:?} given twice"));
             }
@@ -374,58 +375,6 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
         "false" | "0" | "no" => Ok(false),
         _ => Err(format!("{name} must be true or false, not {value:?}")),
     }
-}
-
-/// `500ms`, `2s`, `1m`; `0` or `off` is `None`.
-fn parse_interval(value: &str) -> Result<Option<Duration>, String> {
-    if matches!(value, "0" | "off") {
-        return Ok(None);
-    }
-    let bad = || {
-        format!(
-            "poll_interval must be a whole number with a unit (500ms, 2s, 1m), or 0 or off, not \
-             {value:?}"
-        )
-    };
-    let (digits, unit) = value.split_at(value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let interval = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(bad()),
-    };
-    Ok(Some(interval).filter(|d| !d.is_zero()))
-}
-
-/// The inverse of [`parse_interval`].
-fn format_interval(interval: Option<Duration>) -> String {
-    match interval {
-        None => "off".to_owned(),
-        Some(d) if d.subsec_nanos() == 0 => format!("{}s", d.as_secs()),
-        Some(d) => format!("{}ms", d.as_millis()),
-    }
-}
-
-/// Percent-decodes `%XX` escapes (`+` stays a plus sign).
-fn decode(raw: &str) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent-escape in {raw:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{raw:?} is not UTF-8 once decoded"))
 }
 
 /// Percent-encodes what would end or break a URL path or a query value.
