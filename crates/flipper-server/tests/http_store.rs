@@ -13,15 +13,14 @@ use futures_util::StreamExt;
 use live::{ADMIN, PATIENCE, Proxy, SDK, Server};
 
 /// A fresh server over an empty memory store, and the HTTP store on it with the admin token.
-async fn http_store() -> HttpStore {
+/// The server runs until the returned guard drops.
+async fn http_store() -> (Server, HttpStore) {
     let server = Server::start(Arc::new(MemoryStore::new()), |_| {}).await;
     let store = HttpStore::new(&server.base).unwrap().with_token(ADMIN);
-    // The server runs until the test's runtime ends.
-    std::mem::forget(server);
-    store
+    (server, store)
 }
 
-flipper::store_conformance_tests!(http_store().await);
+flipper::store_conformance_tests!(guarded: http_store().await);
 
 async fn next(changes: &mut ChangeStream) -> Change {
     tokio::time::timeout(PATIENCE, changes.next())

@@ -22,12 +22,11 @@ fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
-/// A JSON-file store in a temporary directory that outlives the test (cleaned by the OS).
-fn json_file() -> Arc<dyn Store> {
+/// A JSON-file store in a temporary directory, removed when the returned guard drops.
+fn json_file() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = JsonFileStore::new(dir.path().join("flags.json"));
-    std::mem::forget(dir);
-    Arc::new(store)
+    (dir, Arc::new(store))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +47,10 @@ mod cached_memory_with_ttl {
 
 mod cached_json_file {
     use super::*;
-    flipper::store_conformance_tests!(CachedStore::new(json_file()));
+    flipper::store_conformance_tests!(guarded: {
+        let (dir, file) = json_file();
+        (dir, CachedStore::new(file))
+    });
 }
 
 mod replicated_sync {
@@ -69,10 +71,14 @@ mod replicated_async {
 
 mod replicated_json_file {
     use super::*;
-    flipper::store_conformance_tests!(ReplicatedStore::new(
-        json_file(),
-        vec![memory(), json_file()]
-    ));
+    flipper::store_conformance_tests!(guarded: {
+        let (primary_dir, primary) = json_file();
+        let (replica_dir, replica) = json_file();
+        (
+            (primary_dir, replica_dir),
+            ReplicatedStore::new(primary, vec![memory(), replica]),
+        )
+    });
 }
 
 mod cached_replicated {
@@ -349,7 +355,8 @@ async fn without_ttl_misses_are_cached_only_under_a_watch_of_other_writers() {
     assert_eq!(inner.gets(), 2);
 
     // A JSON file's watch sees this process's writes only: misses are not cached either.
-    let store = CachedStore::new(json_file());
+    let (_dir, file) = json_file();
+    let store = CachedStore::new(file);
     assert!(store.follows_changes());
     store.get("nope").await.unwrap();
     store.get("nope").await.unwrap();
@@ -560,7 +567,8 @@ async fn dropping_the_cache_stops_its_watch_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_replicas_equal_the_primary_after_each_write() {
     let primary = memory();
-    let replicas = vec![memory(), json_file()];
+    let (_dir, file) = json_file();
+    let replicas = vec![memory(), file];
     let store = ReplicatedStore::new(Arc::clone(&primary), replicas.clone());
     let same = || async {
         let expected = items(&*primary).await;

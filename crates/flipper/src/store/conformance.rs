@@ -313,9 +313,13 @@ pub async fn watch_reports_changes_in_order(store: &dyn Store) {
 
 /// Generates one `#[tokio::test]` per conformance case for the store built by `$make` (an
 /// expression evaluated inside each async test, so it may `.await`).
+///
+/// `store_conformance_tests!(guarded: $make)` takes an expression that gives `(guard, store)`
+/// instead: the guard (a temporary directory, a server) lives until the case ends and is then
+/// dropped, so a case cleans up what it made.
 #[macro_export]
 macro_rules! store_conformance_tests {
-    ($make:expr) => {
+    (guarded: $make:expr) => {
         $crate::store_conformance_tests!(@ref $make;
             get_missing_is_none, put_get_round_trips_exactly, create_overwrites,
             set_keeps_meta_and_creates_missing, set_meta_replaces_meta, put_many_writes_every_flag,
@@ -325,17 +329,21 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@arc $make;
             concurrent_updates_lose_nothing, concurrent_cas_has_one_winner);
     };
+    ($make:expr) => {
+        $crate::store_conformance_tests!(guarded: ((), $make));
+    };
     (@ref $make:expr; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let store = $make;
+            let (_guard, store) = $make;
             $crate::store::conformance::$case(&store).await;
         }
     )*};
     (@arc $make:expr; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
-            let store: ::std::sync::Arc<dyn $crate::store::Store> = ::std::sync::Arc::new($make);
+            let (_guard, store) = $make;
+            let store: ::std::sync::Arc<dyn $crate::store::Store> = ::std::sync::Arc::new(store);
             $crate::store::conformance::$case(store).await;
         }
     )*};

@@ -324,12 +324,8 @@ mod tests {
     }
 
     mod conformance {
-        // The temp dir lives as long as the test: leaked on purpose, cleaned by the OS.
-        crate::store_conformance_tests!({
-            let (dir, store) = super::temp_store();
-            std::mem::forget(dir);
-            store
-        });
+        // A fresh file per case, in a temp dir removed when the case ends.
+        crate::store_conformance_tests!(guarded: super::temp_store());
     }
 
     #[tokio::test]

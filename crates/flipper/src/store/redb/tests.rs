@@ -18,13 +18,8 @@ fn temp_store() -> (tempfile::TempDir, RedbStore) {
 }
 
 mod conformance {
-    // A fresh database file per case. The temp dir lives as long as the test: leaked on
-    // purpose, cleaned by the OS.
-    crate::store_conformance_tests!({
-        let (dir, store) = super::temp_store();
-        std::mem::forget(dir);
-        store
-    });
+    // A fresh database file per case, in a temp dir removed when the case ends.
+    crate::store_conformance_tests!(guarded: super::temp_store());
 }
 
 /// Writes `bytes` as the stored value of `name`, bypassing the store.
