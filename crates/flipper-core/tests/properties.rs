@@ -122,6 +122,27 @@ proptest! {
     }
 
     #[test]
+    fn the_canonical_reader_and_writer_agree_with_the_general_ones(item in item(), cut in 0usize..400, junk in "[ ,:x{}\\[\\]\"0-9]{0,3}") {
+        // Writing: the direct writer and json.dumps of the document.
+        let text = item.to_json();
+        prop_assert_eq!(&text, &flipper_core::json::to_string(&item.to_value()));
+        let general = |text: &str| flipper_core::json::parse(text)
+            .map_err(flipper_core::ItemError::Json)
+            .and_then(|v| Item::from_value(&v));
+        // Reading canonical text: the same item as the general reader, whole text consumed.
+        let fast = Item::read_canonical(&text);
+        prop_assert!(fast.as_ref().is_none_or(|(_, end)| *end == text.len()));
+        prop_assert_eq!(fast.map(|(item, _)| item), general(&text).ok());
+        // Damaged text: deserialize answers exactly as the general reader (fast path or not).
+        let mut cut = cut.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let damaged = format!("{}{junk}{}", &text[..cut], &text[cut..]);
+        prop_assert_eq!(Item::deserialize(damaged.as_bytes()), general(&damaged));
+    }
+
+    #[test]
     fn reading_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = Item::deserialize(&bytes);
     }

@@ -41,6 +41,14 @@ pub fn render<'a>(items: impl IntoIterator<Item = &'a Item>) -> String {
 /// A one-line message naming the line (and column for syntax errors) and the problem:
 /// invalid JSON, not an array, an entry that is not a flag, or a name that appears twice.
 pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
+    match parse_canonical(text) {
+        Some(items) => Ok(items),
+        None => parse_general(text),
+    }
+}
+
+/// [`parse`] for any text: the document first, then each flag.
+fn parse_general(text: &str) -> Result<BTreeMap<String, Item>, String> {
     let doc = json::parse(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let Value::List(entries) = doc else {
         return Err(format!(
@@ -67,6 +75,39 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Item>, String> {
         items.insert(item.feature_name.clone(), (item, i));
     }
     Ok(items.into_iter().map(|(k, (item, _))| (k, item)).collect())
+}
+
+/// [`parse`] for a file whose flags are all in their canonical stored form (what [`render`]
+/// writes): each flag read by [`Item::read_canonical`], without building the document. `None`
+/// for anything else, including every error, which the general path then words.
+fn parse_canonical(text: &str) -> Option<BTreeMap<String, Item>> {
+    let ws = |s: &str| s.len() - s.trim_start_matches([' ', '\t', '\n', '\r']).len();
+    let mut pos = ws(text);
+    if !text[pos..].starts_with('[') {
+        return None;
+    }
+    pos += 1 + ws(&text[pos + 1..]);
+    let mut items = BTreeMap::new();
+    if text[pos..].starts_with(']') {
+        return json::is_whitespace(&text[pos + 1..]).then_some(items);
+    }
+    loop {
+        let (item, len) = Item::read_canonical(&text[pos..])?;
+        if item.validate().is_err() || items.contains_key(&item.feature_name) {
+            return None;
+        }
+        items.insert(item.feature_name.clone(), item);
+        pos += len;
+        pos += ws(&text[pos..]);
+        match text.as_bytes().get(pos)? {
+            b',' => {
+                pos += 1;
+                pos += ws(&text[pos..]);
+            }
+            b']' => return json::is_whitespace(&text[pos + 1..]).then_some(items),
+            _ => return None,
+        }
+    }
 }
 
 /// The 1-based line on which each element of the top-level array starts. Only called on text
@@ -116,6 +157,39 @@ mod tests {
         assert_eq!(parsed["b"], items[0]);
         assert_eq!(render([]), "[]\n");
         assert!(parse("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_canonical_path_agrees_with_the_general_one() {
+        let mut rich = Item::new("rich", true, 3);
+        rich.meta.conditions = vec![flipper_core::condition::Condition::new().gte("age", 18)];
+        let (a, b) = (Item::new("a", true, 1).to_json(), rich.to_json());
+        let canonical = [
+            render([&Item::new("b", true, 2), &Item::new("a", false, 1), &rich]),
+            format!(" \r\n[ {a} ,\n\t{b} ] \n"),
+            format!("[{a}]"),
+            "[]".to_owned(),
+            " [ ] ".to_owned(),
+        ];
+        assert!(canonical.iter().all(|text| parse_canonical(text).is_some()));
+        // Not canonical, or not valid: the general path answers (and words the error).
+        let other = [
+            format!("[{a},]"),
+            format!("[{a}] x"),
+            format!("[{a}, {a}]"),
+            format!("\u{feff}[{a}]"),
+            format!("[{}]", a.replace(": ", ":")),
+            format!(
+                "[{}]",
+                a.replace(r#""is_enabled": true"#, r#""is_enabled": tru"#)
+            ),
+            format!("{{{a}}}"),
+            String::new(),
+        ];
+        assert!(other.iter().all(|text| parse_canonical(text).is_none()));
+        for text in canonical.iter().chain(&other) {
+            assert_eq!(parse(text), parse_general(text), "{text}");
+        }
     }
 
     #[test]

@@ -125,6 +125,17 @@ pub fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
     read::parse_prefix(text)
 }
 
+/// Whether `text` is only the whitespace `json.loads` allows around a document (space, tab,
+/// line feed, carriage return).
+///
+/// ```
+/// assert!(flipper_core::json::is_whitespace(" \r\n\t"));
+/// assert!(!flipper_core::json::is_whitespace("\u{a0}"));
+/// ```
+pub fn is_whitespace(text: &str) -> bool {
+    text.bytes().all(read::is_ws)
+}
+
 /// Parses UTF-8 bytes as Python's `json.loads(data.decode("utf-8"))`.
 ///
 /// Like that expression (and unlike `json.loads(data)`, which sniffs UTF-16/32 and strips a

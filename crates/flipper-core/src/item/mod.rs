@@ -17,6 +17,8 @@ use crate::condition::Condition;
 use crate::json::{self, ParseError};
 use crate::{Object, Value};
 
+mod canonical;
+
 /// A stored flag.
 ///
 /// ```
@@ -90,16 +92,30 @@ impl Meta {
         let o = v
             .as_object()
             .ok_or_else(|| ItemError::format("meta", "must be an object"))?;
-        let created_date = o
-            .get("created_date")
-            .cloned()
-            .ok_or_else(|| ItemError::format("meta.created_date", "is missing"))?;
+        Self::from_fields(
+            o.get("client_data").cloned(),
+            o.get("created_date").cloned(),
+            o.get("conditions"),
+            o.get("bucketer"),
+        )
+    }
+
+    /// [`Meta::from_value`] on the four fields of the stored form (each `None` when absent):
+    /// the one reading of a meta, shared by the general and the canonical readers.
+    fn from_fields(
+        client_data: Option<Value>,
+        created_date: Option<Value>,
+        conditions: Option<&Value>,
+        bucketer: Option<&Value>,
+    ) -> Result<Self, ItemError> {
+        let created_date =
+            created_date.ok_or_else(|| ItemError::format("meta.created_date", "is missing"))?;
         // `fields.get("client_data", []) or {}`: anything falsy becomes an empty object.
-        let client_data = match o.get("client_data") {
-            Some(v) if v.is_truthy() => v.clone(),
+        let client_data = match client_data {
+            Some(v) if v.is_truthy() => v,
             _ => Value::from(Object::new()),
         };
-        let conditions = match o.get("conditions") {
+        let conditions = match conditions {
             None => Vec::new(),
             Some(Value::List(list)) => list
                 .iter()
@@ -117,7 +133,7 @@ impl Meta {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(ItemError::format("meta.conditions", "must be a list")),
         };
-        let bucketer = match o.get("bucketer") {
+        let bucketer = match bucketer {
             None | Some(Value::Null) => Bucketer::NoOp,
             Some(b) => {
                 Bucketer::from_value(b).map_err(|e| ItemError::format("meta.bucketer", &e))?
@@ -159,12 +175,16 @@ impl Item {
 
     /// `item.serialize()`: the exact bytes flipper-client stores.
     pub fn serialize(&self) -> Vec<u8> {
-        json::to_vec(&self.to_value())
+        let mut out = Vec::with_capacity(160);
+        self.write_json(&mut out);
+        out
     }
 
     /// [`Item::serialize`] as a string (always ASCII).
     pub fn to_json(&self) -> String {
-        json::to_string(&self.to_value())
+        let mut out = String::with_capacity(160);
+        self.write_json(&mut out);
+        out
     }
 
     /// Reads a parsed document as `FeatureFlagStoreItem.deserialize` does.
@@ -201,6 +221,14 @@ impl Item {
     /// [`ItemError::Json`] for bytes that are not Python-readable JSON, [`ItemError::Format`]
     /// for a document that is not a flag.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, ItemError> {
+        // Nearly every stored flag is in the form json.dumps wrote: read it without building
+        // the document first. Anything else (and every error) takes the general path.
+        if let Ok(text) = std::str::from_utf8(bytes)
+            && let Some((item, end)) = Self::read_canonical(text)
+            && json::is_whitespace(&text[end..])
+        {
+            return Ok(item);
+        }
         Self::from_value(&json::parse_bytes(bytes).map_err(ItemError::Json)?)
     }
 
