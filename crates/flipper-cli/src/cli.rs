@@ -245,6 +245,11 @@ pub(crate) struct ServeArgs {
     /// or framed) over the same store on this address
     #[arg(long, env = "FLIPPER_THRIFT_LISTEN", value_name = "ADDR")]
     pub(crate) thrift_listen: Option<std::net::SocketAddr>,
+
+    /// How many threads answer HTTP requests, each on its own single-threaded runtime
+    /// [default: one per core]
+    #[arg(long, env = "FLIPPER_WORKERS", value_name = "N")]
+    pub(crate) workers: Option<usize>,
 }
 
 const EVAL_AFTER_HELP: &str = "\

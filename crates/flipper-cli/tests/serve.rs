@@ -38,6 +38,7 @@ fn unsafe_settings_exit_2_with_one_line() {
         (&["serve", "--sdk-token", ""], "--sdk-token is empty"),
         (&["serve", "--poll-interval=-1"], "--poll-interval"),
         (&["serve", "--poll-interval", "NaN"], "--poll-interval"),
+        (&["serve", "--workers", "0"], "--workers must be at least 1"),
         (&["--store", "nope:x", "serve"], "unknown scheme"),
     ] {
         let out = flipper()

@@ -1,13 +1,15 @@
 //! Starting and stopping: [`serve`], [`serve_on`], [`ServeError`].
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use flipper::store::Store;
+use std::net::TcpListener as StdListener;
+
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::{SHUTDOWN_GRACE, ServerConfig};
 use crate::state::AppState;
@@ -86,7 +88,7 @@ pub async fn serve(config: ServerConfig, store: Arc<dyn Store>) -> Result<(), Se
             source,
         })?;
     let thrift = Thrift::start(config.thrift_listen, &state).await?;
-    run(listener, state, thrift, shutdown_signal()).await
+    run(listener, config.workers, state, thrift, shutdown_signal()).await
 }
 
 /// Serves the flags of `store` on an already bound listener (its address is the one checked,
@@ -107,13 +109,14 @@ pub async fn serve_on(
     config.validate(addr)?;
     let state = AppState::start(&config, store).await?;
     let thrift = Thrift::start(config.thrift_listen, &state).await?;
-    run(listener, state, thrift, shutdown).await
+    run(listener, config.workers, state, thrift, shutdown).await
 }
 
 /// Serves until `shutdown`, then lets open requests (HTTP and Thrift) finish for at most
 /// [`SHUTDOWN_GRACE`].
 async fn run(
     listener: TcpListener,
+    workers: usize,
     state: AppState,
     thrift: Thrift,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -123,9 +126,22 @@ async fn run(
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Io { source })?;
-    tracing::info!(%addr, store = %state.store(), "flipper server listening");
-    let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    tracing::info!(%addr, store = %state.store(), workers, "flipper server listening");
+    let (stopping_tx, stopping_rx) = watch::channel(false);
     let streams = state.clone();
+    let app = crate::api::router(state);
+    let (listener, others) = share(listener, workers.saturating_sub(1))?;
+    let (force_tx, force_rx) = watch::channel(false);
+    let mut finished = Vec::with_capacity(others.len());
+    for (i, other) in others.into_iter().enumerate() {
+        finished.push(spawn_worker(
+            i + 1,
+            other,
+            app.clone(),
+            stopping_rx.clone(),
+            force_rx.clone(),
+        )?);
+    }
     let signalled = async move {
         shutdown.await;
         tracing::info!("shutting down: finishing open requests");
@@ -134,10 +150,30 @@ async fn run(
         stop_thrift.stop_accepting();
         let _ = stopping_tx.send(true);
     };
-    let server = axum::serve(listener, crate::api::router(state)).with_graceful_shutdown(signalled);
+    let mut stopping = stopping_rx.clone();
+    let server = async move {
+        let here = axum::serve(listener, app)
+            .with_graceful_shutdown(signalled)
+            .into_future();
+        let (here, elsewhere) = futures_util::future::join(here, async move {
+            let mut first_error = None;
+            for done in finished {
+                // A worker that vanished without a word panicked; its requests are gone too.
+                let result = done.await.unwrap_or_else(|_| {
+                    Err(io::Error::other(
+                        "an HTTP worker thread stopped unexpectedly",
+                    ))
+                });
+                first_error = first_error.or(result.err());
+            }
+            first_error.map_or(Ok(()), Err)
+        })
+        .await;
+        here.and(elsewhere)
+    };
     let deadline = async move {
         // Ends only once the signal came and the grace period is over.
-        if stopping_rx.wait_for(|stopping| *stopping).await.is_ok() {
+        if stopping.wait_for(|stopping| *stopping).await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } else {
             std::future::pending::<()>().await;
@@ -153,11 +189,68 @@ async fn run(
             Ok(())
         }
     };
+    // The other workers drop what they still serve.
+    let _ = force_tx.send(true);
     // Stopped with HTTP (also when HTTP failed), its calls given the same grace.
     thrift.stop(SHUTDOWN_GRACE).await;
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listener, and `more` handles on the same socket (duplicated descriptors: every worker
+/// accepts from one queue, and the port stays exclusively ours, which `SO_REUSEPORT` would not
+/// guarantee).
+fn share(
+    listener: TcpListener,
+    more: usize,
+) -> Result<(TcpListener, Vec<StdListener>), ServeError> {
+    if more == 0 {
+        return Ok((listener, Vec::new()));
+    }
+    let io = |source| ServeError::Io { source };
+    let std = listener.into_std().map_err(io)?;
+    let others = (0..more)
+        .map(|_| std.try_clone())
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(io)?;
+    Ok((TcpListener::from_std(std).map_err(io)?, others))
+}
+
+/// Starts HTTP worker `n` on its own thread and single-threaded runtime. It stops accepting
+/// when `stopping` turns true, and drops its connections when `force` does; the receiver hears
+/// how it ended.
+fn spawn_worker(
+    n: usize,
+    listener: StdListener,
+    app: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+    mut force: watch::Receiver<bool>,
+) -> Result<oneshot::Receiver<io::Result<()>>, ServeError> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServeError::Io { source })?;
+    std::thread::Builder::new()
+        .name(format!("flipper-http-{n}"))
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                let graceful = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+                tokio::select! {
+                    result = server => result,
+                    _ = force.wait_for(|force| *force) => Ok(()),
+                }
+            });
+            // Dropping the runtime (here) cancels whatever it still runs.
+            let _ = done_tx.send(result);
+        })
+        .map_err(|source| ServeError::Io { source })?;
+    Ok(done_rx)
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM. A signal that cannot be listened for is

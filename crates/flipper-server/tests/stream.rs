@@ -248,3 +248,74 @@ async fn shutdown_ends_open_streams() {
     );
     assert_eq!(stream.next().await, None);
 }
+
+/// The names of this process's HTTP worker threads (`flipper-http-N`) now.
+fn worker_threads() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("flipper-http-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_share_the_socket_and_stop_together() {
+    // The only test of this binary with more than one worker: its threads are the only ones.
+    let server = server(|c| c.workers = 3).await;
+    server.version().await; // answered: the server and its workers run
+    assert_eq!(worker_threads(), ["flipper-http-1", "flipper-http-2"]);
+    // Each on its own connection, accepted by whichever worker is free.
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        let mut stream = open(&server, None).await;
+        assert_eq!(stream.event().await.name, "snapshot");
+        streams.push(stream);
+    }
+    let evaluations = (0..40).map(|_| async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/ofrep/v1/evaluate/flags/a", server.base))
+            .bearer_auth(SDK)
+            .body(r#"{"context": {"user_id": 1}}"#)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    for (status, body) in futures_util::future::join_all(evaluations).await {
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""reason": "DISABLED""#), "{body}");
+    }
+    // A change reaches every stream, whichever worker holds it.
+    let (status, body) = api(&server, Method::POST, "/api/v1/flags/a/enable", "").await;
+    assert_eq!(status, 204, "{body}");
+    for stream in &mut streams {
+        let event = stream.event().await;
+        assert_eq!(
+            (event.name.as_str(), &event.data["item"]["is_enabled"]),
+            ("put", &json!(true))
+        );
+    }
+    // One signal stops every worker, open streams included, and their threads end.
+    let started = Instant::now();
+    server.stop().await.expect("a clean stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for stream in &mut streams {
+        assert_eq!(stream.next().await, None);
+    }
+    let deadline = Instant::now() + live::PATIENCE;
+    while !worker_threads().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left running: {:?}",
+            worker_threads()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

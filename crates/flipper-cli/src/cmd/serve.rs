@@ -26,6 +26,9 @@ pub(crate) async fn run(
     config.stream_log_size = args.stream_log_size;
     config.heartbeat_interval = heartbeat_interval;
     config.thrift_listen = args.thrift_listen;
+    config.workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     // A bad setting is refused before the store is opened (opening `redb:` creates its file).
     config.validate(config.listen)?;
     let store = flipper::store::open_with(store.unwrap_or(DEFAULT_STORE_URL), options)?;
