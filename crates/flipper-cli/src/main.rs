@@ -28,11 +28,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// mimalloc instead of glibc's malloc: the server allocates a few dozen small blocks per request,
-/// and glibc's free lists (with their periodic consolidation) cost a sixth of its CPU under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn run(cli: cli::Cli) -> Result<String, CliError> {
     // One thread: the commands do one thing at a time, and `serve` starts its other HTTP
     // workers on threads of their own (`--workers`), each with its own runtime.

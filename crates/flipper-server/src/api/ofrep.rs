@@ -62,10 +62,9 @@ pub(super) async fn single(
     if let Some(error) = e.error_detail() {
         return Err(OfrepError::evaluation_failed(&key, error.to_string()));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        json::to_string(&success(&key, &e)),
-    ))
+    let mut body = String::with_capacity(96);
+    write_success(&mut body, &key, &e);
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag, with an ETag.
@@ -86,22 +85,25 @@ pub(super) async fn bulk(
     let mut response = if if_none_match(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let results = flags
-            .iter()
-            .map(|(name, item)| {
-                let e = evaluate(item, &checks, &SystemEnv);
-                state.metrics().evaluation(Api::Ofrep, &flags, name, &e);
-                match e.error_detail() {
-                    Some(error) => {
-                        OfrepError::evaluation_failed(name, error.to_string()).to_value()
-                    }
-                    None => success(name, &e),
-                }
-            })
-            .collect();
-        let mut body = Object::with_capacity(1);
-        body.insert("flags".into(), Value::List(results));
-        json_response(StatusCode::OK, json::to_string(&Value::from(body)))
+        // `{"flags": [...]}`, written as it is evaluated.
+        let mut body = String::with_capacity(16 + 96 * flags.len());
+        body.push_str(r#"{"flags": ["#);
+        for (i, (name, item)) in flags.iter().enumerate() {
+            if i > 0 {
+                body.push_str(", ");
+            }
+            let e = evaluate(item, &checks, &SystemEnv);
+            state.metrics().evaluation(Api::Ofrep, &flags, name, &e);
+            match e.error_detail() {
+                Some(error) => json::write_value(
+                    &OfrepError::evaluation_failed(name, error.to_string()).to_value(),
+                    &mut body,
+                ),
+                None => write_success(&mut body, name, &e),
+            }
+        }
+        body.push_str("]}");
+        json_response(StatusCode::OK, body)
     };
     if let Some(tag) = tag_header {
         response.headers_mut().insert(ETAG, tag);
@@ -130,17 +132,22 @@ fn context(body: Value, key: Option<&str>) -> Result<Object, OfrepError> {
     }
 }
 
-/// A successful evaluation: `{"key", "value", "reason", "variant"}`.
-fn success(key: &str, e: &Evaluation) -> Value {
-    let mut o = Object::with_capacity(4);
-    o.insert("key".into(), Value::from(key));
-    o.insert("value".into(), Value::Bool(e.enabled));
-    o.insert("reason".into(), Value::from(reason(&e.reason)));
-    o.insert(
-        "variant".into(),
-        Value::from(if e.enabled { "on" } else { "off" }),
-    );
-    Value::from(o)
+/// A successful evaluation, `{"key": ..., "value": ..., "reason": ..., "variant": ...}`, written
+/// straight to the response body.
+fn write_success(out: &mut String, key: &str, e: &Evaluation) {
+    out.push_str(r#"{"key": "#);
+    json::write_str(key, out);
+    out.push_str(if e.enabled {
+        r#", "value": true, "reason": ""#
+    } else {
+        r#", "value": false, "reason": ""#
+    });
+    out.push_str(reason(&e.reason));
+    out.push_str(if e.enabled {
+        r#"", "variant": "on"}"#
+    } else {
+        r#"", "variant": "off"}"#
+    });
 }
 
 /// OpenFeature's reason for a flipper reason (see the module table).
@@ -209,6 +216,31 @@ fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn successes_are_written_as_the_document_would_be() {
+        for (key, enabled, reason_) in [
+            ("plain", true, Reason::Enabled),
+            ("é \"quoted\" 😀", false, Reason::BucketedOut),
+            ("x", false, Reason::ConditionsFailed),
+        ] {
+            let e = Evaluation {
+                enabled,
+                reason: reason_,
+            };
+            let mut o = Object::new();
+            o.insert("key".into(), Value::from(key));
+            o.insert("value".into(), Value::Bool(enabled));
+            o.insert("reason".into(), Value::from(reason(&e.reason)));
+            o.insert(
+                "variant".into(),
+                Value::from(if enabled { "on" } else { "off" }),
+            );
+            let mut written = String::new();
+            write_success(&mut written, key, &e);
+            assert_eq!(written, json::to_string(&Value::from(o)));
+        }
+    }
 
     #[test]
     fn etags_follow_version_and_context() {

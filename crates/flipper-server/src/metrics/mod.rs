@@ -59,7 +59,7 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
     method: &'static str,
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
@@ -165,7 +165,13 @@ impl Metrics {
     }
 
     /// One HTTP request: `route` is the matched template (or `<unmatched>`).
-    pub(crate) fn http_request(&self, method: &Method, route: String, status: u16, took: Duration) {
+    pub(crate) fn http_request(
+        &self,
+        method: &Method,
+        route: &'static str,
+        status: u16,
+        took: Duration,
+    ) {
         let labels = HttpLabels {
             method: method_label(method),
             route,
