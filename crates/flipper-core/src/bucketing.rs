@@ -323,6 +323,21 @@ impl Bucketer {
     /// random bucketer.
     #[inline]
     pub fn check<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> Result<bool, TypeError> {
+        self.check_with(checks, env, |whitelist| {
+            consistent_hash_bucket(checks, whitelist)
+        })
+    }
+
+    /// [`Bucketer::check`], taking the consistent-hash bucket of `checks` for a key whitelist
+    /// from `bucket` (which must answer [`consistent_hash_bucket`]`(checks, whitelist)`; it is
+    /// called only when the answer depends on it).
+    #[inline]
+    pub(crate) fn check_with<'w, E: Env + ?Sized>(
+        &'w self,
+        checks: &Checks,
+        env: &E,
+        bucket: impl FnOnce(&'w [String]) -> u8,
+    ) -> Result<bool, TypeError> {
         match self {
             Self::NoOp => Ok(true),
             Self::Percentage { percentage } => {
@@ -345,7 +360,7 @@ impl Bucketer {
                 if pct.is_zero() {
                     return Ok(false);
                 }
-                let score = f64::from(consistent_hash_bucket(checks, key_whitelist)) / 100.0;
+                let score = f64::from(bucket(key_whitelist)) / 100.0;
                 pct.includes(score)
             }
         }

@@ -27,6 +27,7 @@
 
 use std::fmt;
 
+use crate::bucketing::consistent_hash_bucket;
 use crate::checks::Checks;
 use crate::item::Item;
 use crate::pyops::TypeError;
@@ -192,6 +193,19 @@ impl Evaluation {
 /// Evaluates a flag for the caller's checks (see the module docs for the algorithm).
 #[inline]
 pub fn evaluate<E: Env + ?Sized>(item: &Item, checks: &Checks, env: &E) -> Evaluation {
+    evaluate_with(item, checks, env, |whitelist| {
+        consistent_hash_bucket(checks, whitelist)
+    })
+}
+
+/// [`evaluate`], with the consistent-hash bucket of the checks for a whitelist from `bucket`.
+#[inline]
+fn evaluate_with<'i, E: Env + ?Sized>(
+    item: &'i Item,
+    checks: &Checks,
+    env: &E,
+    bucket: impl FnOnce(&'i [String]) -> u8,
+) -> Evaluation {
     if !item.switched_on() {
         return Evaluation::new(false, Reason::Disabled);
     }
@@ -209,10 +223,76 @@ pub fn evaluate<E: Env + ?Sized>(item: &Item, checks: &Checks, env: &E) -> Evalu
     if item.meta.bucketer.is_noop() {
         return Evaluation::new(true, Reason::Enabled);
     }
-    match item.meta.bucketer.check(checks, env) {
+    match item.meta.bucketer.check_with(checks, env, bucket) {
         Ok(true) => Evaluation::new(true, Reason::BucketedIn),
         Ok(false) => Evaluation::new(false, Reason::BucketedOut),
         Err(e) => Evaluation::error(e),
+    }
+}
+
+/// Evaluates any number of flags for one set of checks, hashing the checks once per distinct
+/// key whitelist rather than once per flag.
+///
+/// A consistent-hash bucket depends on the checks and the bucketer's key whitelist only:
+/// flipper-client hashes no flag name, so every flag bucketing on `["user_id"]` puts a user in
+/// the same bucket. Each answer is [`evaluate`]'s; only the SHA-1 work is shared. Meant for
+/// "every flag for this context" (a few whitelists are remembered; flags with others are
+/// hashed each time).
+///
+/// ```
+/// use flipper_core::{Checks, Item, bucketing::{Bucketer, Percentage}};
+/// use flipper_core::eval::{ContextEvaluator, FixedEnv, evaluate};
+/// let env = FixedEnv { now: 0.0, random: 0.5 };
+/// let checks = Checks::new().with("user_id", 42);
+/// let mut a = Item::new("a", true, 1);
+/// a.meta.bucketer = Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]);
+/// let mut b = a.clone();
+/// b.meta.bucketer = Bucketer::consistent_hash(Percentage::fixed(0.9), ["user_id"]);
+/// let mut context = ContextEvaluator::new(&checks, &env);
+/// for item in [&a, &b] {
+///     assert_eq!(context.evaluate(item), evaluate(item, &checks, &env));
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ContextEvaluator<'a, E: ?Sized> {
+    checks: &'a Checks,
+    env: &'a E,
+    /// Whitelists seen so far and their bucket for `checks`.
+    buckets: [(&'a [String], u8); REMEMBERED_WHITELISTS],
+    remembered: usize,
+}
+
+/// How many distinct whitelists one [`ContextEvaluator`] remembers.
+const REMEMBERED_WHITELISTS: usize = 4;
+
+impl<'a, E: Env + ?Sized> ContextEvaluator<'a, E> {
+    /// An evaluator for `checks`, reading the clock and random draws from `env`.
+    pub fn new(checks: &'a Checks, env: &'a E) -> Self {
+        Self {
+            checks,
+            env,
+            buckets: [(&[], 0); REMEMBERED_WHITELISTS],
+            remembered: 0,
+        }
+    }
+
+    /// [`evaluate`]`(item, checks, env)`.
+    #[inline]
+    pub fn evaluate(&mut self, item: &'a Item) -> Evaluation {
+        let (checks, env) = (self.checks, self.env);
+        let (buckets, remembered) = (&mut self.buckets, &mut self.remembered);
+        evaluate_with(item, checks, env, |whitelist: &'a [String]| {
+            let seen = &buckets[..*remembered];
+            if let Some(&(_, bucket)) = seen.iter().find(|(w, _)| *w == whitelist) {
+                return bucket;
+            }
+            let bucket = consistent_hash_bucket(checks, whitelist);
+            if let Some(slot) = buckets.get_mut(*remembered) {
+                *slot = (whitelist, bucket);
+                *remembered += 1;
+            }
+            bucket
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use flipper_core::bucketing::{Bucketer, Percentage, consistent_hash_bucket};
 use flipper_core::condition::{Condition, Operator};
-use flipper_core::eval::FixedEnv;
+use flipper_core::eval::{ContextEvaluator, FixedEnv};
 use flipper_core::{Checks, Int, Item, Object, Value};
 use proptest::prelude::*;
 
@@ -89,6 +89,17 @@ fn item() -> impl Strategy<Value = Item> {
         })
 }
 
+/// Flags that bucket on a few shared whitelists (so that whitelists repeat across flags), mixed
+/// with arbitrary ones.
+fn flag_set() -> impl Strategy<Value = Vec<Item>> {
+    let hashed = (0.0..1.0f64, prop::collection::vec(name(), 0..3)).prop_map(|(share, keys)| {
+        let mut item = Item::new("h", true, 1);
+        item.meta.bucketer = Bucketer::consistent_hash(Percentage::fixed(share), keys);
+        item
+    });
+    prop::collection::vec(prop_oneof![3 => hashed, 1 => item()], 1..12)
+}
+
 fn checks() -> impl Strategy<Value = Checks> {
     prop::collection::vec((name(), value()), 0..5).prop_map(|kv| kv.into_iter().collect())
 }
@@ -102,6 +113,15 @@ proptest! {
         let e = item.evaluate(&checks, &env);
         // An error always means "off".
         prop_assert!(e.error_detail().is_none() || !e.enabled);
+    }
+
+    #[test]
+    fn evaluating_a_context_at_once_answers_as_each_flag_alone(items in flag_set(), checks in checks(), now in any::<f64>(), random in 0.0..1.0f64) {
+        let env = FixedEnv { now, random };
+        let mut context = ContextEvaluator::new(&checks, &env);
+        for item in &items {
+            prop_assert_eq!(context.evaluate(item), item.evaluate(&checks, &env));
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use flipper::{Checks, Evaluation, Object, SystemEnv, Value};
-use flipper_core::eval::{evaluate as evaluate_item, evaluate_or_default};
+use flipper_core::eval::evaluate_or_default;
 use flipper_core::json;
 
 use crate::auth::Read;
@@ -48,8 +48,7 @@ pub(super) async fn evaluate(
     let mut results = Object::with_capacity(names.as_ref().map_or(flags.len(), Vec::len));
     match names {
         None => {
-            for (name, item) in flags.iter() {
-                let e = evaluate_item(item, &checks, &SystemEnv);
+            for (name, e) in flags.evaluate_all(&checks, &SystemEnv) {
                 metrics.evaluation(Api::Evaluate, &flags, name, &e);
                 results.insert(name.to_owned(), entry(&e));
             }

@@ -88,11 +88,10 @@ pub(super) async fn bulk(
         // `{"flags": [...]}`, written as it is evaluated.
         let mut body = String::with_capacity(16 + 96 * flags.len());
         body.push_str(r#"{"flags": ["#);
-        for (i, (name, item)) in flags.iter().enumerate() {
+        for (i, (name, e)) in flags.evaluate_all(&checks, &SystemEnv).enumerate() {
             if i > 0 {
                 body.push_str(", ");
             }
-            let e = evaluate(item, &checks, &SystemEnv);
             state.metrics().evaluation(Api::Ofrep, &flags, name, &e);
             match e.error_detail() {
                 Some(error) => json::write_value(

@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use flipper_core::bucketing::{Bucketer, Percentage};
-use flipper_core::eval::{Env, Evaluation, Reason, constant_answer, evaluate};
+use flipper_core::eval::{ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate};
 use flipper_core::{Checks, Item};
 use hashbrown::HashTable;
 
@@ -109,6 +109,25 @@ impl Entry {
                 reason: Reason::Disabled,
             },
             None => evaluate(&self.item, checks, env),
+        }
+    }
+
+    /// [`Entry::evaluate`] within the evaluation of a whole context.
+    #[inline]
+    fn evaluate_in<'s, E: Env + ?Sized>(
+        &'s self,
+        context: &mut ContextEvaluator<'s, E>,
+    ) -> Evaluation {
+        match self.constant {
+            Some(true) => Evaluation {
+                enabled: true,
+                reason: Reason::Enabled,
+            },
+            Some(false) => Evaluation {
+                enabled: false,
+                reason: Reason::Disabled,
+            },
+            None => context.evaluate(&self.item),
         }
     }
 
@@ -332,15 +351,18 @@ impl FlagSet {
         }
     }
 
-    /// Every flag evaluated for `checks`, in name order.
+    /// Every flag evaluated for `checks`, in name order. Each answer is
+    /// [`FlagSet::evaluate`]'s; the checks are hashed once per distinct consistent-hash key
+    /// whitelist, not once per flag ([`ContextEvaluator`]).
     pub fn evaluate_all<'s, E: Env + ?Sized>(
         &'s self,
         checks: &'s Checks,
         env: &'s E,
     ) -> impl ExactSizeIterator<Item = (&'s str, Evaluation)> + 's {
+        let mut context = ContextEvaluator::new(checks, env);
         self.entries
             .iter()
-            .map(move |e| (e.name(), e.evaluate(checks, env)))
+            .map(move |e| (e.name(), e.evaluate_in(&mut context)))
     }
 
     /// The set after `ops` (puts and deletes, in order), with the edits that changed something;
