@@ -11,6 +11,31 @@ use flipper_core::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A request body as bytes, read with the size limit (413 beyond it).
+#[derive(Debug)]
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.max_body_bytes();
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| match e {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::payload_too_large(limit)
+                }
+                other => ApiError::bad(
+                    "invalid_body",
+                    "",
+                    format!("cannot read the body: {}", other.body_text()),
+                ),
+            })
+    }
+}
+
 /// A request body parsed as JSON.
 #[derive(Debug)]
 pub(crate) struct JsonBody(pub(crate) Value);
@@ -19,17 +44,7 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.max_body_bytes();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                ApiError::payload_too_large(limit)
-            }
-            other => ApiError::bad(
-                "invalid_body",
-                "",
-                format!("cannot read the body: {}", other.body_text()),
-            ),
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         json::parse_bytes(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::invalid_json(&e))
