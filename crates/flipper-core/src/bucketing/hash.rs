@@ -18,44 +18,41 @@ fn is_hashed(name: &str, whitelist: &[String]) -> bool {
 /// Most evaluations carry a handful of checks: sort their indices on the stack.
 const INLINE_CHECKS: usize = 16;
 
-/// Calls `f` with the hashed checks sorted by name (Python sorts `str` by code point, which is
-/// UTF-8 byte order). Allocates only beyond [`INLINE_CHECKS`] checks.
+/// Writes `json.dumps(sorted(filtered.items()))` for the hashed checks, sorted by name (Python
+/// sorts `str` by code point, which is UTF-8 byte order). Allocates only beyond
+/// [`INLINE_CHECKS`] checks.
 #[inline]
-fn with_hashed_checks<R>(
-    checks: &Checks,
-    whitelist: &[String],
-    f: impl FnOnce(&mut dyn Iterator<Item = &(String, Value)>) -> R,
-) -> R {
+fn write_hashed_checks<O: Output + ?Sized>(checks: &Checks, whitelist: &[String], out: &mut O) {
     let entries = checks.entries();
-    if entries.len() <= INLINE_CHECKS {
-        let mut idx = [0u8; INLINE_CHECKS];
-        let mut n = 0;
-        for (i, (name, _)) in entries.iter().enumerate() {
-            if is_hashed(name, whitelist) {
-                // Insertion sort: n is tiny.
-                let mut j = n;
-                while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
-                    idx[j] = idx[j - 1];
-                    j -= 1;
-                }
-                idx[j] = i as u8;
-                n += 1;
-            }
-        }
-        f(&mut idx[..n].iter().map(|&i| &entries[usize::from(i)]))
-    } else {
+    if entries.len() > INLINE_CHECKS {
         let mut picked: Vec<&(String, Value)> = entries
             .iter()
             .filter(|(name, _)| is_hashed(name, whitelist))
             .collect();
         picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        f(&mut picked.into_iter())
+        return write_hash_input(picked.into_iter(), out);
     }
+    let mut idx = [0u8; INLINE_CHECKS];
+    let mut n = 0;
+    for (i, (name, _)) in entries.iter().enumerate() {
+        if is_hashed(name, whitelist) {
+            // Insertion sort: n is tiny.
+            let mut j = n;
+            while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
+                idx[j] = idx[j - 1];
+                j -= 1;
+            }
+            idx[j] = i as u8;
+            n += 1;
+        }
+    }
+    write_hash_input(idx[..n].iter().map(|&i| &entries[usize::from(i)]), out);
 }
 
-/// Writes `json.dumps(sorted(filtered.items()))`.
-fn write_hash_input<O: Output + ?Sized>(
-    picked: &mut dyn Iterator<Item = &(String, Value)>,
+/// Writes `json.dumps(picked)` for the picked `(name, value)` pairs, in order.
+#[inline]
+fn write_hash_input<'a, O: Output + ?Sized>(
+    picked: impl Iterator<Item = &'a (String, Value)>,
     out: &mut O,
 ) {
     out.push_str("[");
@@ -78,18 +75,14 @@ fn write_hash_input<O: Output + ?Sized>(
 /// ```
 pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
-    with_hashed_checks(checks, key_whitelist, |picked| {
-        write_hash_input(picked, &mut out)
-    });
+    write_hashed_checks(checks, key_whitelist, &mut out);
     out
 }
 
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     let mut sink = HashSink::new();
-    with_hashed_checks(checks, key_whitelist, |picked| {
-        write_hash_input(picked, &mut sink)
-    });
+    write_hashed_checks(checks, key_whitelist, &mut sink);
     digest_mod_100(&sink.finish())
 }
 
@@ -289,6 +282,28 @@ mod tests {
             .with("herp", 99)
             .with("derp", false);
         assert_eq!(consistent_hash_bucket(&c, &[]), 67);
+    }
+
+    #[test]
+    fn names_sharing_a_long_prefix_are_told_apart() {
+        // Same length, same first 15 bytes.
+        let (a, b) = ("a_very_long_check_name_1", "a_very_long_check_name_2");
+        let c = Checks::new().with(b, 2).with(a, 1).with("randomizer", 3);
+        assert_eq!(
+            consistent_hash_input(&c, &[a.to_owned()]),
+            br#"[["a_very_long_check_name_1", 1]]"#
+        );
+        assert_eq!(
+            consistent_hash_input(&c, &[b.to_owned(), "randomizer".to_owned()]),
+            br#"[["a_very_long_check_name_2", 2]]"#
+        );
+        // A long whitelist.
+        let mut long: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        long.push(a.to_owned());
+        assert_eq!(
+            consistent_hash_input(&c, &long),
+            br#"[["a_very_long_check_name_1", 1]]"#
+        );
     }
 
     #[test]
