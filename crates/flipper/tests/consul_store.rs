@@ -50,6 +50,8 @@ mod agent {
 
 #[path = "consul_store/python.rs"]
 mod python;
+#[path = "support/script.rs"]
+mod script;
 #[path = "consul_store/watch.rs"]
 mod watch;
 

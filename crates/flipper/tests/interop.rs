@@ -10,14 +10,12 @@ use std::sync::Arc;
 
 use flipper::store::{Store, StoreExt};
 use flipper::{Checks, FeatureFlagClient};
-use flipper_core::bucketing::Bucketer;
 use flipper_core::condition::Condition;
-use flipper_core::eval::FixedEnv;
-use flipper_core::{Object, Value, json};
 use serde_json::json as j;
 
-/// The instant both sides use as `created_date`.
-const CREATED: i64 = 1_700_000_000;
+#[path = "support/script.rs"]
+mod script;
+use script::{CREATED, assert_same_bytes, object, rust_client, rust_step, script};
 
 /// The flipper-client process (`tests/python/interop.py`).
 struct Python(flipper_testkit::PythonProcess);
@@ -40,143 +38,14 @@ impl Python {
     }
 }
 
-fn value(v: &serde_json::Value) -> Value {
-    json::parse(&v.to_string()).expect("JSON from serde is JSON")
-}
-
-fn object(v: &serde_json::Value) -> Object {
-    match value(v) {
-        Value::Object(o) => *o,
-        other => panic!("not an object: {other:?}"),
-    }
-}
-
 /// The contexts both sides evaluate every flag for.
 fn contexts() -> Vec<serde_json::Value> {
-    let mut contexts = vec![
-        j!({}),
-        j!({"age": 10}),
-        j!({"plan": "free", "is_admin": true}),
-        j!({"user_id": "abc"}),
-        j!({"is_admin": true, "plan": "pro", "age": 30}),
-        j!({"is_admin": false, "plan": "enterprise", "age": 18, "user_id": 7}),
-    ];
-    for user_id in 0..24 {
-        contexts
-            .push(j!({"is_admin": true, "plan": "pro", "age": 20 + user_id, "user_id": user_id}));
-        contexts.push(j!({"user_id": format!("user-{user_id}"), "age": 40}));
-    }
+    let mut contexts = script::contexts(24, true);
+    contexts.push(j!({"user_id": "abc"}));
     contexts
 }
 
-/// The flags the writer builds, as (op, args) steps, identical for Python and Rust.
-fn script() -> Vec<serde_json::Value> {
-    vec![
-        j!({"op": "create", "name": "new_dashboard", "client_data": {"owner": "team-x"}}),
-        j!({"op": "enable", "name": "new_dashboard"}),
-        j!({"op": "add_condition", "name": "new_dashboard",
-            "checks": {"is_admin": true, "plan__in": ["pro", "enterprise"]}}),
-        j!({"op": "add_condition", "name": "new_dashboard", "checks": {"age__gte": 18}}),
-        j!({"op": "set_bucketer", "name": "new_dashboard", "bucketer": {
-            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id"],
-            "percentage": {"type": "Percentage", "value": 0.5}}}),
-        j!({"op": "create", "name": "hashed", "is_enabled": true}),
-        j!({"op": "set_bucketer", "name": "hashed", "bucketer": {
-            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id", "age"],
-            "percentage": {"type": "Percentage", "value": 0.3}}}),
-        j!({"op": "create", "name": "plain"}),
-        j!({"op": "create", "name": "data", "client_data": {
-            "ratio": 0.1, "big": u64::MAX, "unicode": "é😀", "list": [1, 2.5, null]}}),
-        j!({"op": "set_client_data", "name": "data", "client_data": {"owner": "team-y", "ratio": 2}}),
-        j!({"op": "create", "name": "gone", "is_enabled": true}),
-        j!({"op": "destroy", "name": "gone"}),
-        j!({"op": "create", "name": "ops", "is_enabled": true}),
-        j!({"op": "add_condition", "name": "ops", "checks": {
-            "age__lt": 65, "plan__ne": "free", "user_id__not_in": [1, 2, 3]}}),
-        j!({"op": "disable", "name": "ops"}),
-        j!({"op": "enable", "name": "ops"}),
-    ]
-}
-
 const FLAGS: [&str; 5] = ["new_dashboard", "hashed", "plain", "data", "ops"];
-
-/// Asserts two stored forms of `name` are the same bytes. flipper-client keeps a bucketer's
-/// `key_whitelist` in a Python `set`, so a whitelist of several keys is written in an order
-/// that changes from process to process (spec §1.5): for those, the order is ignored.
-fn assert_same_bytes(name: &str, ours: Option<&str>, theirs: Option<&str>) {
-    fn sorted_whitelist(text: &str) -> (serde_json::Value, usize) {
-        let mut v: serde_json::Value = serde_json::from_str(text).expect("stored JSON");
-        let mut keys = 0;
-        if let Some(list) = v["meta"]["bucketer"]
-            .get_mut("key_whitelist")
-            .and_then(serde_json::Value::as_array_mut)
-        {
-            list.sort_by_key(ToString::to_string);
-            keys = list.len();
-        }
-        (v, keys)
-    }
-    let (Some(ours), Some(theirs)) = (ours, theirs) else {
-        assert_eq!(ours, theirs, "{name}");
-        return;
-    };
-    let (a, keys) = sorted_whitelist(ours);
-    if keys > 1 {
-        assert_eq!(
-            a,
-            sorted_whitelist(theirs).0,
-            "{name} (whitelist order aside)"
-        );
-        assert_eq!(ours.len(), theirs.len(), "{name}");
-    } else {
-        assert_eq!(ours, theirs, "stored bytes of {name}");
-    }
-}
-
-/// Runs one step of [`script`] through the Rust client.
-async fn rust_step(client: &FeatureFlagClient, step: &serde_json::Value) {
-    let name = step["name"].as_str().expect("a name");
-    let done = match step["op"].as_str().expect("an op") {
-        "create" => client
-            .create(
-                name,
-                step["is_enabled"].as_bool().unwrap_or(false),
-                step.get("client_data").map(object),
-            )
-            .await
-            .map(drop),
-        "enable" => client.enable(name).await,
-        "disable" => client.disable(name).await,
-        "destroy" => client.destroy(name).await,
-        "add_condition" => {
-            let condition =
-                Condition::from_kwargs(object(&step["checks"])).expect("valid condition keys");
-            client.add_condition(name, condition).await
-        }
-        "set_bucketer" => {
-            let bucketer = Bucketer::from_value(&value(&step["bucketer"])).expect("a bucketer");
-            client.set_bucketer(name, bucketer).await
-        }
-        "set_client_data" => {
-            client
-                .set_client_data(name, object(&step["client_data"]))
-                .await
-        }
-        other => panic!("unknown step {other}"),
-    };
-    done.unwrap_or_else(|e| panic!("rust {step}: {e}"));
-}
-
-fn rust_client(store: Arc<dyn Store>) -> FeatureFlagClient {
-    // The clock of `created_date` is frozen as Python's is; no flag here draws randomness.
-    FeatureFlagClient::with_env(
-        store,
-        FixedEnv {
-            now: CREATED as f64,
-            random: 0.5,
-        },
-    )
-}
 
 /// What the Rust side reads and answers equals what Python reads and answers.
 async fn assert_same_view(py: &mut Python, store: &Arc<dyn Store>, client: &FeatureFlagClient) {
@@ -235,7 +104,7 @@ async fn interoperate(
     let Some(mut py) = Python::start(py_open(&py_ns)) else {
         return;
     };
-    for step in script() {
+    for step in script("plain") {
         py.ok(step);
     }
     let store = rust_open(&py_ns);
@@ -244,7 +113,7 @@ async fn interoperate(
     // Rust writes into its namespace; Python reads it.
     let store = rust_open(&rust_ns);
     let client = rust_client(Arc::clone(&store));
-    for step in script() {
+    for step in script("plain") {
         rust_step(&client, &step).await;
     }
     let Some(mut py) = Python::start(py_open(&rust_ns)) else {

@@ -12,6 +12,8 @@
 
 #[path = "s3_store/python.rs"]
 mod python;
+#[path = "support/script.rs"]
+mod script;
 #[path = "s3_store/unsupported.rs"]
 mod unsupported;
 #[path = "s3_store/watch.rs"]

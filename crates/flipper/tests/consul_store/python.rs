@@ -12,17 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flipper::Checks;
 use flipper::store::{ConsulStore, Store, StoreExt};
-use flipper::{Checks, FeatureFlagClient};
-use flipper_core::bucketing::Bucketer;
-use flipper_core::condition::Condition;
-use flipper_core::eval::FixedEnv;
-use flipper_core::{Object, Value, json};
 use flipper_testkit::FakeConsul;
 use serde_json::json as j;
 
-/// The instant both sides use as `created_date`.
-const CREATED: i64 = 1_700_000_000;
+use super::script::{CREATED, contexts, new_dashboard, object, rust_client, rust_step};
 
 /// flipper-client in a Python process (`tests/python/interop.py`).
 struct Python(flipper_testkit::PythonProcess);
@@ -52,17 +47,6 @@ impl Python {
     }
 }
 
-fn value(v: &serde_json::Value) -> Value {
-    json::parse(&v.to_string()).expect("JSON from serde is JSON")
-}
-
-fn object(v: &serde_json::Value) -> Object {
-    match value(v) {
-        Value::Object(o) => *o,
-        other => panic!("not an object: {other:?}"),
-    }
-}
-
 /// The bytes Consul holds for a flag, as the Rust store reads them.
 async fn consul_bytes(store: &ConsulStore, name: &str) -> Option<String> {
     store
@@ -86,85 +70,28 @@ async fn settle(py: &mut Python, store: &ConsulStore, name: &str) {
 
 /// Steps in flipper-client's API, identical for Python and Rust.
 fn script() -> Vec<serde_json::Value> {
-    vec![
-        j!({"op": "create", "name": "new_dashboard", "client_data": {"owner": "team-x"}}),
-        j!({"op": "enable", "name": "new_dashboard"}),
-        j!({"op": "add_condition", "name": "new_dashboard",
-            "checks": {"is_admin": true, "plan__in": ["pro", "enterprise"]}}),
-        j!({"op": "add_condition", "name": "new_dashboard", "checks": {"age__gte": 18}}),
-        j!({"op": "set_bucketer", "name": "new_dashboard", "bucketer": {
-            "type": "ConsistentHashPercentageBucketer", "key_whitelist": ["user_id"],
-            "percentage": {"type": "Percentage", "value": 0.5}}}),
+    let mut steps = new_dashboard();
+    steps.extend([
         j!({"op": "create", "name": "plain"}),
         j!({"op": "create", "name": "ops", "is_enabled": true, "client_data": {"ratio": 0.1}}),
         j!({"op": "add_condition", "name": "ops", "checks": {
             "age__lt": 65, "plan__ne": "free", "user_id__not_in": [1, 2, 3]}}),
         j!({"op": "disable", "name": "ops"}),
         j!({"op": "enable", "name": "ops"}),
-    ]
+    ]);
+    steps
 }
 
 const FLAGS: [&str; 3] = ["new_dashboard", "plain", "ops"];
 
-fn contexts() -> Vec<serde_json::Value> {
-    let mut contexts = vec![
-        j!({}),
-        j!({"age": 10}),
-        j!({"plan": "free", "is_admin": true}),
-        j!({"is_admin": true, "plan": "pro", "age": 30}),
-        j!({"is_admin": false, "plan": "enterprise", "age": 18, "user_id": 7}),
-    ];
-    for user_id in 0..16 {
-        contexts
-            .push(j!({"is_admin": true, "plan": "pro", "age": 20 + user_id, "user_id": user_id}));
-    }
-    contexts
-}
-
-fn rust_client(store: &ConsulStore) -> FeatureFlagClient {
-    FeatureFlagClient::with_env(
-        Arc::new(store.clone()),
-        FixedEnv {
-            now: CREATED as f64,
-            random: 0.5,
-        },
-    )
-}
-
-async fn rust_step(client: &FeatureFlagClient, step: &serde_json::Value) {
-    let name = step["name"].as_str().expect("a name");
-    let done = match step["op"].as_str().expect("an op") {
-        "create" => client
-            .create(
-                name,
-                step["is_enabled"].as_bool().unwrap_or(false),
-                step.get("client_data").map(object),
-            )
-            .await
-            .map(drop),
-        "enable" => client.enable(name).await,
-        "disable" => client.disable(name).await,
-        "add_condition" => {
-            let condition = Condition::from_kwargs(object(&step["checks"])).expect("valid keys");
-            client.add_condition(name, condition).await
-        }
-        "set_bucketer" => {
-            let bucketer = Bucketer::from_value(&value(&step["bucketer"])).expect("a bucketer");
-            client.set_bucketer(name, bucketer).await
-        }
-        other => panic!("unknown step {other}"),
-    };
-    done.unwrap_or_else(|e| panic!("rust {step}: {e}"));
-}
-
 /// Both sides read the same bytes for every flag and answer the same for every context.
 async fn assert_same_view(py: &mut Python, store: &ConsulStore) {
-    let client = rust_client(store);
+    let client = rust_client(Arc::new(store.clone()));
     for name in FLAGS {
         let rust = consul_bytes(store, name).await;
         assert!(rust.is_some(), "rust cannot see {name}");
         assert_eq!(rust, py.raw(name), "stored bytes of {name}");
-        for context in contexts() {
+        for context in contexts(16, false) {
             let python = py.ok(j!({"op": "is_enabled", "name": name, "checks": context}));
             let rust = client
                 .is_enabled(name, &Checks::from(object(&context)))
@@ -207,7 +134,7 @@ async fn rust_writes_are_read_by_python_through_its_watch_thread() {
     let consul = flipper_testkit::fake_consul();
     let base = flipper_testkit::unique_name("rs");
     let store = ConsulStore::from_url(&format!("{}/{base}", consul.url())).unwrap();
-    let client = rust_client(&store);
+    let client = rust_client(Arc::new(store.clone()));
     // Python's watch thread runs before and during Rust's writes.
     let Some(mut py) = Python::start(consul, &base) else {
         return;
