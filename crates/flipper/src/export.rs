@@ -81,7 +81,7 @@ fn parse_general(text: &str) -> Result<BTreeMap<String, Item>, String> {
 /// writes): each flag read by [`Item::read_canonical`], without building the document. `None`
 /// for anything else, including every error, which the general path then words.
 fn parse_canonical(text: &str) -> Option<BTreeMap<String, Item>> {
-    let ws = |s: &str| s.len() - s.trim_start_matches([' ', '\t', '\n', '\r']).len();
+    let ws = |s: &str| s.len() - json::trim_start(s).len();
     let mut pos = ws(text);
     if !text[pos..].starts_with('[') {
         return None;
@@ -127,7 +127,7 @@ fn element_lines(text: &str) -> Vec<usize> {
         return lines;
     };
     loop {
-        let start = pos + (text.len() - pos - text[pos..].trim_start().len());
+        let start = pos + (text.len() - pos - json::trim_start(&text[pos..]).len());
         if text[start..].starts_with(']') {
             return lines;
         }
@@ -135,7 +135,7 @@ fn element_lines(text: &str) -> Vec<usize> {
             return lines;
         };
         lines.push(line_at(start));
-        let rest = text[start + len..].trim_start();
+        let rest = json::trim_start(&text[start + len..]);
         match rest.strip_prefix(',') {
             Some(after) => pos = text.len() - after.len(),
             None => return lines,

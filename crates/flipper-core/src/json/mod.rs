@@ -125,6 +125,15 @@ pub fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
     read::parse_prefix(text)
 }
 
+/// `text` without the JSON whitespace at its start (space, tab, line feed, carriage return).
+///
+/// ```
+/// assert_eq!(flipper_core::json::trim_start(" \r\n\t[1]"), "[1]");
+/// ```
+pub fn trim_start(text: &str) -> &str {
+    text.trim_start_matches(|c: char| c.is_ascii() && read::is_ws(c as u8))
+}
+
 /// Whether `text` is only the whitespace `json.loads` allows around a document (space, tab,
 /// line feed, carriage return).
 ///

@@ -126,7 +126,7 @@ fn checks(body: &[u8], key: Option<&str>) -> Result<Checks, OfrepError> {
 /// read by the general parser, and a repeated name keeps its first place and its last value,
 /// as in the document, so the answer is the general path's.
 fn context_only(text: &str) -> Option<Checks> {
-    let rest = &mut text.trim_start_matches(JSON_WS);
+    let rest = &mut json::trim_start(text);
     token(rest, "{")?;
     token(rest, r#""context""#)?;
     token(rest, ":")?;
@@ -151,7 +151,7 @@ fn context_only(text: &str) -> Option<Checks> {
 
 /// Moves past whitespace and `expected`, if that is what comes.
 fn token(rest: &mut &str, expected: &str) -> Option<()> {
-    *rest = rest.trim_start_matches(JSON_WS).strip_prefix(expected)?;
+    *rest = json::trim_start(rest).strip_prefix(expected)?;
     Some(())
 }
 
@@ -161,9 +161,6 @@ fn value(rest: &mut &str) -> Option<Value> {
     *rest = &rest[end..];
     Some(value)
 }
-
-/// JSON's whitespace.
-const JSON_WS: [char; 4] = [' ', '\t', '\n', '\r'];
 
 /// The request's `context` (absent or `null`: empty). Other members are ignored.
 fn context(body: Value, key: Option<&str>) -> Result<Object, OfrepError> {
