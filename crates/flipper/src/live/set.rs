@@ -97,19 +97,23 @@ impl Entry {
         }
     }
 
+    /// The answer of a flag that depends on neither the checks nor the clock, if it is one.
+    #[inline]
+    fn constant(&self) -> Option<Evaluation> {
+        self.constant.map(|enabled| Evaluation {
+            enabled,
+            reason: if enabled {
+                Reason::Enabled
+            } else {
+                Reason::Disabled
+            },
+        })
+    }
+
     #[inline]
     fn evaluate<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> Evaluation {
-        match self.constant {
-            Some(true) => Evaluation {
-                enabled: true,
-                reason: Reason::Enabled,
-            },
-            Some(false) => Evaluation {
-                enabled: false,
-                reason: Reason::Disabled,
-            },
-            None => evaluate(&self.item, checks, env),
-        }
+        self.constant()
+            .unwrap_or_else(|| evaluate(&self.item, checks, env))
     }
 
     /// [`Entry::evaluate`] within the evaluation of a whole context.
@@ -118,17 +122,8 @@ impl Entry {
         &'s self,
         context: &mut ContextEvaluator<'s, E>,
     ) -> Evaluation {
-        match self.constant {
-            Some(true) => Evaluation {
-                enabled: true,
-                reason: Reason::Enabled,
-            },
-            Some(false) => Evaluation {
-                enabled: false,
-                reason: Reason::Disabled,
-            },
-            None => context.evaluate(&self.item),
-        }
+        self.constant()
+            .unwrap_or_else(|| context.evaluate(&self.item))
     }
 
     #[inline]
