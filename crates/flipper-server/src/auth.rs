@@ -7,6 +7,7 @@
 //! length leaks through timing.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sha1::{Digest, Sha1};
@@ -72,8 +73,8 @@ impl Tokens {
 }
 
 /// The token in `Authorization: Bearer <token>`, if there is one.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -94,7 +95,18 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         state
             .tokens()
-            .check(Scope::Write, bearer(parts))
+            .check(Scope::Write, bearer(&parts.headers))
+            .map(|()| Self)
+    }
+}
+
+impl Read {
+    /// Checks the request's headers for read access (the extractor's check, for code that
+    /// has the headers rather than an axum request).
+    pub(crate) fn check(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
+        state
+            .tokens()
+            .check(Scope::Read, bearer(headers))
             .map(|()| Self)
     }
 }
@@ -103,10 +115,7 @@ impl FromRequestParts<AppState> for Read {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state
-            .tokens()
-            .check(Scope::Read, bearer(parts))
-            .map(|()| Self)
+        Self::check(state, &parts.headers)
     }
 }
 

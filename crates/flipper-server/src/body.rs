@@ -2,11 +2,12 @@
 //! ([`flipper_core::json`]: big integers, `NaN`, duplicate keys), then taken apart by hand with
 //! errors that name the field.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::BoxError;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::{FromRequest, Request};
 use flipper::{Object, Value};
 use flipper_core::json;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,20 +20,27 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.max_body_bytes();
-        Bytes::from_request(req, state)
+        read(req.into_body(), state.max_body_bytes())
             .await
             .map(RawBody)
-            .map_err(|e| match e {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    ApiError::payload_too_large(limit)
-                }
-                other => ApiError::bad(
-                    "invalid_body",
-                    "",
-                    format!("cannot read the body: {}", other.body_text()),
-                ),
-            })
+    }
+}
+
+/// Reads a whole request body, at most `limit` bytes (413 beyond it, before anything more is
+/// read when the declared length already exceeds it).
+pub(crate) async fn read<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::payload_too_large(limit)),
+        Err(e) => Err(ApiError::bad(
+            "invalid_body",
+            "",
+            format!("cannot read the body: {e}"),
+        )),
     }
 }
 

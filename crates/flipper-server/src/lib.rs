@@ -38,6 +38,7 @@ mod auth;
 mod body;
 mod changelog;
 mod config;
+mod conn;
 mod error;
 mod etag;
 mod metrics;

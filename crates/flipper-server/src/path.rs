@@ -36,6 +36,36 @@ impl FromRequestParts<AppState> for FlagName {
     }
 }
 
+/// Percent-decodes one raw path segment into a flag name, as the router decodes `{name}`: a
+/// `%` not followed by two hex digits stays as it is; the result must be UTF-8.
+pub(crate) fn decode_segment(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    if !bytes.contains(&b'%') {
+        return Ok(raw.to_owned());
+    }
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(&high), Some(&low)) = (bytes[i], bytes.get(i + 1), bytes.get(i + 2))
+            && let (Some(high), Some(low)) = (hex(high), hex(low))
+        {
+            out.push(high << 4 | low);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| {
+        ApiError::bad(
+            "invalid_name",
+            "name",
+            "the flag name in the path cannot be read: it is not UTF-8 once percent-decoded",
+        )
+    })
+}
+
 /// Checks a name for a new flag: 1 to [`MAX_NAME_BYTES`] bytes, no control characters.
 /// (Existing flags are reachable whatever their name.)
 pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {
@@ -131,6 +161,26 @@ mod tests {
         assert_eq!(decode("%C3%A9").as_deref(), Some("é"));
         assert_eq!(decode("%FF"), None);
         assert_eq!(decode("%4"), None);
+    }
+
+    #[test]
+    fn segments_decode_as_the_router_decodes_them() {
+        for (raw, decoded) in [
+            ("plain", "plain"),
+            ("a%20b%2Fc+d", "a b/c+d"),
+            ("%C3%A9", "é"),
+            ("%c3%a9", "é"),
+            ("100%", "100%"),
+            ("%4", "%4"),
+            ("%zz%41", "%zzA"),
+            ("%+1", "%+1"),
+            ("%%41", "%A"),
+        ] {
+            assert_eq!(decode_segment(raw).unwrap(), decoded, "{raw}");
+        }
+        for raw in ["%FF", "%C3", "a%80b"] {
+            assert_eq!(decode_segment(raw).unwrap_err().code(), "invalid_name");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Starting and stopping: [`serve`], [`serve_on`], [`ServeError`].
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{SHUTDOWN_GRACE, ServerConfig};
+use crate::conn::{App, serve_connections};
 use crate::state::AppState;
 use crate::thrift::Thrift;
 
@@ -129,7 +130,7 @@ async fn run(
     tracing::info!(%addr, store = %state.store(), workers, "flipper server listening");
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let streams = state.clone();
-    let app = crate::api::router(state);
+    let app = App::new(state);
     let (listener, others) = share(listener, workers.saturating_sub(1))?;
     let (force_tx, force_rx) = watch::channel(false);
     let mut finished = Vec::with_capacity(others.len());
@@ -152,10 +153,8 @@ async fn run(
     };
     let mut stopping = stopping_rx.clone();
     let server = async move {
-        let here = axum::serve(listener, app)
-            .with_graceful_shutdown(signalled)
-            .into_future();
-        let (here, elsewhere) = futures_util::future::join(here, async move {
+        let here = serve_connections(listener, app, signalled);
+        let ((), elsewhere) = futures_util::future::join(here, async move {
             let mut first_error = None;
             for done in finished {
                 // A worker that vanished without a word panicked; its requests are gone too.
@@ -169,7 +168,7 @@ async fn run(
             first_error.map_or(Ok(()), Err)
         })
         .await;
-        here.and(elsewhere)
+        elsewhere
     };
     let deadline = async move {
         // Ends only once the signal came and the grace period is over.
@@ -223,7 +222,7 @@ fn share(
 fn spawn_worker(
     n: usize,
     listener: StdListener,
-    app: axum::Router,
+    app: App,
     mut stopping: watch::Receiver<bool>,
     mut force: watch::Receiver<bool>,
 ) -> Result<oneshot::Receiver<io::Result<()>>, ServeError> {
@@ -240,11 +239,11 @@ fn spawn_worker(
                 let graceful = async move {
                     let _ = stopping.wait_for(|stopping| *stopping).await;
                 };
-                let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
                 tokio::select! {
-                    result = server => result,
-                    _ = force.wait_for(|force| *force) => Ok(()),
+                    () = serve_connections(listener, app, graceful) => {}
+                    _ = force.wait_for(|force| *force) => {}
                 }
+                Ok(())
             });
             // Dropping the runtime (here) cancels whatever it still runs.
             let _ = done_tx.send(result);

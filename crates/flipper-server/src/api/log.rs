@@ -113,7 +113,9 @@ where
     }
 }
 
-fn record(
+/// Logs and meters one answered request (also for requests answered outside the router, by
+/// the connection service).
+pub(crate) fn record(
     state: &AppState,
     method: &Method,
     route: &'static str,

@@ -28,9 +28,9 @@ mod conditions;
 mod evaluate;
 mod flags;
 mod health;
-mod log;
+pub(crate) mod log;
 mod meta;
-mod ofrep;
+pub(crate) mod ofrep;
 mod stored;
 
 use std::any::Any;
@@ -75,8 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flags/{name}/meta", get(flags::get_meta))
         .route("/api/v1/evaluate", post(evaluate::evaluate))
         .route("/api/v1/stream", get(crate::stream::subscribe))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::bulk_route))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::single_route))
         .route("/api/v1/openapi.json", get(meta::openapi))
         .route("/metrics", get(meta::metrics));
     // One layer (so one boxed service per route, cloned per request) with everything a request
@@ -118,6 +118,6 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+pub(crate) fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal("the server hit a bug while handling this request").into_response()
 }

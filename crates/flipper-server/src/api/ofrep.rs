@@ -22,9 +22,11 @@
 //! process (plus the current second while some flag ramps over time); a request whose
 //! `If-None-Match` holds it gets 304 without evaluating anything.
 
-use axum::extract::State;
+use axum::BoxError;
+use axum::body::{Bytes, HttpBody};
+use axum::extract::{Request, State};
 use axum::http::header::{ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{self, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flipper::{Checks, Evaluation, Object, Reason, SystemEnv, Value};
 use flipper_core::eval::{Env, evaluate};
@@ -32,57 +34,100 @@ use flipper_core::json;
 use sha1::{Digest, Sha1};
 
 use crate::auth::Read;
-use crate::body::RawBody;
 use crate::error::{ApiError, OfrepError, json_response};
 use crate::metrics::Api;
-use crate::path::FlagName;
 use crate::state::AppState;
+use crate::{body, path};
 use flipper::live::FlagSet;
 
-/// `POST /ofrep/v1/evaluate/flags/{key}`.
-pub(super) async fn single(
-    _: Read,
-    State(state): State<AppState>,
-    key: Result<FlagName, ApiError>,
-    body: Result<RawBody, ApiError>,
-) -> Result<Response, OfrepError> {
-    let FlagName(key) = key.map_err(|e| OfrepError::from_api(e, None))?;
-    let RawBody(body) = body.map_err(|e| OfrepError::from_api(e, Some(&key)))?;
-    let checks = checks(&body, Some(&key))?;
+/// The router's handler of `POST /ofrep/v1/evaluate/flags/{key}`: [`single`].
+pub(super) async fn single_route(State(state): State<AppState>, request: Request) -> Response {
+    single(&state, request).await
+}
+
+/// The router's handler of `POST /ofrep/v1/evaluate/flags`: [`bulk`].
+pub(super) async fn bulk_route(State(state): State<AppState>, request: Request) -> Response {
+    bulk(&state, request).await
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`, whose path ends with the (percent-encoded) key. The
+/// router's handler and the connection service's direct path ([`crate::conn`]) both answer
+/// with this.
+pub(crate) async fn single<B>(state: &AppState, request: http::Request<B>) -> Response
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    if let Err(e) = Read::check(state, &parts.headers) {
+        return e.into_response();
+    }
+    let raw_key = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    let answer = async {
+        let key = path::decode_segment(raw_key).map_err(|e| OfrepError::from_api(e, None))?;
+        let body = body::read(body, state.max_body_bytes())
+            .await
+            .map_err(|e| OfrepError::from_api(e, Some(&key)))?;
+        evaluate_one(state, &key, &body)
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The answer for flag `key` and a request body.
+fn evaluate_one(state: &AppState, key: &str, body: &[u8]) -> Result<Response, OfrepError> {
+    let checks = checks(body, Some(key))?;
     if !state.live().is_initialized() {
-        return Err(OfrepError::from_api(ApiError::not_ready(), Some(&key)));
+        return Err(OfrepError::from_api(ApiError::not_ready(), Some(key)));
     }
     let flags = state.live().flags();
-    let Some(item) = flags.get(&key) else {
+    let Some(item) = flags.get(key) else {
         state.metrics().evaluation_of_missing_flag(Api::Ofrep);
-        return Err(OfrepError::flag_not_found(&key));
+        return Err(OfrepError::flag_not_found(key));
     };
     let e = evaluate(item, &checks, &SystemEnv);
-    state.metrics().evaluation(Api::Ofrep, &flags, &key, &e);
+    state.metrics().evaluation(Api::Ofrep, &flags, key, &e);
     if let Some(error) = e.error_detail() {
-        return Err(OfrepError::evaluation_failed(&key, error.to_string()));
+        return Err(OfrepError::evaluation_failed(key, error.to_string()));
     }
     let mut body = String::with_capacity(96);
-    write_success(&mut body, &key, &e);
+    write_success(&mut body, key, &e);
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// `POST /ofrep/v1/evaluate/flags`: every flag, with an ETag.
-pub(super) async fn bulk(
-    _: Read,
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<RawBody, ApiError>,
+/// `POST /ofrep/v1/evaluate/flags`: every flag, with an ETag. Answered by the router's handler
+/// and the connection service's direct path alike.
+pub(crate) async fn bulk<B>(state: &AppState, request: http::Request<B>) -> Response
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    if let Err(e) = Read::check(state, &parts.headers) {
+        return e.into_response();
+    }
+    let answer = async {
+        let body = body::read(body, state.max_body_bytes())
+            .await
+            .map_err(|e| OfrepError::from_api(e, None))?;
+        evaluate_all(state, &parts.headers, &body)
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The bulk answer for a request's headers and body.
+fn evaluate_all(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, OfrepError> {
-    let RawBody(body) = body.map_err(|e| OfrepError::from_api(e, None))?;
-    let checks = checks(&body, None)?;
+    let checks = checks(body, None)?;
     if !state.live().is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), None));
     }
     let flags = state.live().flags();
     let tag = etag(state.instance(), &flags, &checks);
     let tag_header = HeaderValue::try_from(tag.as_str()).ok();
-    let mut response = if if_none_match(&headers, &tag) {
+    let mut response = if if_none_match(headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         // `{"flags": [...]}`, written as it is evaluated.
