@@ -87,7 +87,7 @@ fn corpus() -> Vec<Request> {
         requests.push(("POST", bulk.clone(), Some(SDK), Some(body.clone())));
     }
     let body = Some(r#"{"context": {"age": 30}}"#.to_owned());
-    for path in [one("adults"), bulk.clone()] {
+    for path in [one("adults"), bulk] {
         for token in [None, Some("wrong"), Some(ADMIN)] {
             requests.push(("POST", path.clone(), token, body.clone()));
         }
