@@ -274,9 +274,30 @@ fn bench(c: &mut Criterion) {
     let (static_flag, conditions, rollout) =
         black_box(("static", "two_conditions", "rollout_half"));
     let (peer, same) = black_box(("constraint_rollout", "same_rules_rollout"));
+    // Flag handles (`LiveFlags::flag`), as a service keeps for the flags it checks on every
+    // request; they answer as the calls by name do.
+    let (static_handle, conditions_handle, rollout_handle) = (
+        singles.flag(static_flag),
+        singles.flag(conditions),
+        singles.flag(rollout),
+    );
+    for (handle, name) in [
+        (&static_handle, static_flag),
+        (&conditions_handle, conditions),
+        (&rollout_handle, rollout),
+    ] {
+        assert!(
+            count(&ours, |c| usize::from(handle.is_enabled(c)))
+                == count(&ours, |c| usize::from(singles.is_enabled(name, c))),
+            "the handle of {name} answers as its name does"
+        );
+    }
 
     group.bench_function("static-flipper", |b| {
         rotate!(b, &ours, |c| singles.is_enabled(static_flag, c))
+    });
+    group.bench_function("static-flipper_handle", |b| {
+        rotate!(b, &ours, |c| static_handle.is_enabled(c))
     });
     group.bench_function("static-yggdrasil", |b| {
         rotate!(b, &theirs, |c| ygg.is_enabled(static_flag, c, &none))
@@ -287,6 +308,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("conditions_hash-flipper", |b| {
         rotate!(b, &ours, |c| singles.is_enabled(conditions, c)
             & singles.is_enabled(rollout, c))
+    });
+    group.bench_function("conditions_hash-flipper_handle", |b| {
+        rotate!(b, &ours, |c| conditions_handle.is_enabled(c)
+            & rollout_handle.is_enabled(c))
     });
     group.bench_function("conditions_hash-flipper_fixed_clock", |b| {
         rotate!(b, &ours, |c| singles_fixed_clock.is_enabled(conditions, c)

@@ -39,12 +39,16 @@
 //! * Offline: [`LiveFlags::from_file`] serves a bootstrap file without a store;
 //!   [`LiveOptions::persist`] keeps the last snapshot in a file for cold starts while the store
 //!   is unreachable ([`LiveOptions::bootstrap`] is the fallback when there is none).
+//! * Flag handles: [`LiveFlags::flag`] gives a [`LiveFlag`] bound to one name, for a flag
+//!   checked on every request (it finds its flag without a lookup by name while the flag stays
+//!   at its place in the set).
 //! * Read your writes: [`LiveFlags::client`] writes to the store and applies each successful
 //!   write at once.
 //! * Versions: the set version moves on by one per changed flag; a [`SetObserver`] sees every
 //!   change as it is made (the flag server feeds its change stream from one).
 
 mod core;
+mod flag;
 mod follow;
 mod listeners;
 mod offline;
@@ -65,6 +69,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use flag::LiveFlag;
 pub use listeners::{FlagChange, ListenerId, SetChange, ValueChange};
 pub use options::{DEFAULT_INIT_TIMEOUT, DEFAULT_POLL_INTERVAL, LiveOptions};
 pub use set::{Edit, FlagSet};

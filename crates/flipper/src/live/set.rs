@@ -7,6 +7,7 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use flipper_core::bucketing::{Bucketer, Percentage};
 use flipper_core::eval::{ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate};
@@ -137,6 +138,64 @@ impl Entry {
     fn name(&self) -> &str {
         &self.item.feature_name
     }
+
+    /// Whether this is the flag named `name`, whose tag is `tag`.
+    #[inline]
+    fn has_name(&self, name: &str, tag: NameTag) -> bool {
+        self.head == tag.head
+            && self.tail == tag.tail
+            && self.len == tag.len
+            && (name.len() <= TAG_EXACT || self.name() == name)
+    }
+}
+
+/// A flag name and where it was last found: what a [`LiveFlag`](super::LiveFlag) looks its
+/// flag up by. Finding it costs a few comparisons while the flag stays at its place; another
+/// place (flags added or removed before it) costs one lookup by name, and is remembered.
+pub(crate) struct FlagKey {
+    name: Box<str>,
+    tag: NameTag,
+    /// The flag's position in the last set it was found in (`u32::MAX`: not found yet). A
+    /// hint only: every use checks the name of the entry there.
+    hint: AtomicU32,
+}
+
+impl FlagKey {
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            tag: NameTag::of(name),
+            name: name.into(),
+            hint: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Clone for FlagKey {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            tag: self.tag,
+            hint: AtomicU32::new(self.hint.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Whether a flag found (or not) is on for these checks; `default` when it is missing.
+#[inline]
+fn is_enabled_found<E: Env + ?Sized>(
+    entry: Option<&Entry>,
+    checks: &Checks,
+    default: bool,
+    env: &E,
+) -> bool {
+    match entry {
+        Some(entry) => entry.is_enabled(checks, env),
+        None => default,
+    }
 }
 
 /// One change between two sets, as the [observer](super::SetObserver) sees it.
@@ -255,24 +314,38 @@ impl FlagSet {
     }
 
     #[inline]
-    fn position(&self, name: &str) -> Option<usize> {
+    fn position(&self, name: &str, tag: NameTag) -> Option<usize> {
         let entries = &self.entries;
-        let tag = NameTag::of(name);
         self.index
             .find(hash_name(name), |&p| {
-                entries.get(p as usize).is_some_and(|e| {
-                    e.head == tag.head
-                        && e.tail == tag.tail
-                        && e.len == tag.len
-                        && (name.len() <= TAG_EXACT || e.name() == name)
-                })
+                entries
+                    .get(p as usize)
+                    .is_some_and(|e| e.has_name(name, tag))
             })
             .map(|&p| p as usize)
     }
 
     #[inline]
     pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
-        self.entries.get(self.position(name)?)
+        self.entries.get(self.position(name, NameTag::of(name))?)
+    }
+
+    /// [`FlagSet::entry`] by a key: at the key's remembered place if the flag is still there.
+    #[inline]
+    fn entry_by_key(&self, key: &FlagKey) -> Option<&Entry> {
+        let hint = key.hint.load(Ordering::Relaxed) as usize;
+        if let Some(entry) = self.entries.get(hint)
+            && entry.has_name(&key.name, key.tag)
+        {
+            return Some(entry);
+        }
+        let position = self.position(&key.name, key.tag)?;
+        // Positions fit in a u32 (see `from_sorted`).
+        key.hint.store(
+            u32::try_from(position).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
+        self.entries.get(position)
     }
 
     /// A flag by name.
@@ -317,7 +390,30 @@ impl FlagSet {
         default: bool,
         env: &E,
     ) -> Evaluation {
-        match self.entry(name) {
+        self.evaluate_found(self.entry(name), checks, default, env)
+    }
+
+    /// [`FlagSet::evaluate`] of the flag of `key`.
+    #[inline]
+    pub(crate) fn evaluate_key<E: Env + ?Sized>(
+        &self,
+        key: &FlagKey,
+        checks: &Checks,
+        default: bool,
+        env: &E,
+    ) -> Evaluation {
+        self.evaluate_found(self.entry_by_key(key), checks, default, env)
+    }
+
+    #[inline]
+    fn evaluate_found<E: Env + ?Sized>(
+        &self,
+        entry: Option<&Entry>,
+        checks: &Checks,
+        default: bool,
+        env: &E,
+    ) -> Evaluation {
+        match entry {
             Some(entry) => entry.evaluate(checks, env),
             None => Evaluation {
                 enabled: default,
@@ -340,10 +436,24 @@ impl FlagSet {
         default: bool,
         env: &E,
     ) -> bool {
-        match self.entry(name) {
-            Some(entry) => entry.is_enabled(checks, env),
-            None => default,
-        }
+        is_enabled_found(self.entry(name), checks, default, env)
+    }
+
+    /// [`FlagSet::is_enabled_or`] of the flag of `key`.
+    #[inline]
+    pub(crate) fn is_enabled_key<E: Env + ?Sized>(
+        &self,
+        key: &FlagKey,
+        checks: &Checks,
+        default: bool,
+        env: &E,
+    ) -> bool {
+        is_enabled_found(self.entry_by_key(key), checks, default, env)
+    }
+
+    /// The flag of `key`.
+    pub(crate) fn get_by_key(&self, key: &FlagKey) -> Option<&Arc<Item>> {
+        self.entry_by_key(key).map(|e| &e.item)
     }
 
     /// Every flag evaluated for `checks`, in name order. Each answer is
@@ -517,6 +627,74 @@ mod tests {
 
     fn names(set: &FlagSet) -> Vec<&str> {
         set.iter().map(|(n, _)| n).collect()
+    }
+
+    #[test]
+    fn keys_find_what_names_find_as_flags_come_and_go() {
+        // Long names with equal tags (same length, first and last 8 bytes) need the full
+        // comparison; short ones are told apart by their tags.
+        let long_a = "prefix--middle-A--suffix";
+        let long_b = "prefix--middle-B--suffix";
+        let all = ["a", "b", "bb", "c", "d", "zz", long_a, long_b, "missing"];
+        let keys: Vec<FlagKey> = all.iter().map(|n| FlagKey::new(n)).collect();
+        let checks = Checks::new();
+        let agree = |set: &FlagSet| {
+            for key in &keys {
+                let name = key.name();
+                for default in [false, true] {
+                    assert_eq!(
+                        set.evaluate_key(key, &checks, default, &SystemEnv),
+                        set.evaluate(name, &checks, default, &SystemEnv),
+                        "{name}"
+                    );
+                    assert_eq!(
+                        set.is_enabled_key(key, &checks, default, &SystemEnv),
+                        set.is_enabled_or(name, &checks, default, &SystemEnv),
+                        "{name}"
+                    );
+                }
+                assert_eq!(
+                    set.get_by_key(key).map(|i| &i.feature_name),
+                    set.get(name).map(|i| &i.feature_name)
+                );
+            }
+        };
+        let e = FlagSet::empty().evaluate_key(&keys[0], &checks, true, &SystemEnv);
+        assert_eq!((e.enabled, e.reason), (true, Reason::NotInitialized));
+        let mut set = FlagSet::from_entries(1, vec![entry("b", true), entry(long_b, false)]);
+        agree(&set);
+        // Each step moves the flags after the change to other places (or removes them), so
+        // the keys' remembered places go stale.
+        let steps = [
+            vec![Op::Put(entry("a", false)), Op::Put(entry(long_a, true))],
+            vec![Op::Put(entry("bb", true)), Op::Delete("b".into())],
+            vec![Op::Delete("a".into()), Op::Put(entry("zz", true))],
+            vec![
+                Op::Put(entry("a", true)),
+                Op::Put(entry("c", false)),
+                Op::Put(entry("d", true)),
+            ],
+            vec![Op::Delete(long_a.into()), Op::Put(entry("b", false))],
+            vec![
+                Op::Delete("a".into()),
+                Op::Delete("bb".into()),
+                Op::Delete("c".into()),
+            ],
+        ];
+        for ops in steps {
+            set = set.apply(ops).unwrap().0;
+            agree(&set);
+            // Twice: once finding the places, once using them.
+            agree(&set);
+        }
+        let hinted = keys
+            .iter()
+            .filter(|k| k.hint.load(Ordering::Relaxed) != u32::MAX);
+        assert_eq!(
+            hinted.count(),
+            all.len() - 1,
+            "every flag that existed was found and its place kept"
+        );
     }
 
     #[test]

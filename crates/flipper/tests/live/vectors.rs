@@ -29,6 +29,7 @@ async fn every_vector_evaluates_as_the_client_does() {
     let writer = live.client();
     let client = FeatureFlagClient::with_env(store, ENV);
     let (mut lines, mut errors) = (0, 0);
+    let mut handles = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line: serde_json::Value = serde_json::from_str(line).unwrap();
         let item = line["item"]
@@ -55,6 +56,17 @@ async fn every_vector_evaluates_as_the_client_does() {
         assert_eq!(got, want, "line {}", i + 1);
         assert_eq!(
             live.is_enabled_or(&name, &checks, default),
+            want.enabled,
+            "line {}",
+            i + 1
+        );
+        // A flag handle, kept across lines while flags come and go around its flag.
+        let handle = handles
+            .entry(name.clone())
+            .or_insert_with(|| live.flag(&name));
+        assert_eq!(handle.evaluate(&checks, default), want, "line {}", i + 1);
+        assert_eq!(
+            handle.is_enabled_or(&checks, default),
             want.enabled,
             "line {}",
             i + 1
