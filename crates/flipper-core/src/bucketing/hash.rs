@@ -18,39 +18,67 @@ fn is_hashed(name: &str, whitelist: &[String]) -> bool {
 /// Most evaluations carry a handful of checks: sort their indices on the stack.
 const INLINE_CHECKS: usize = 16;
 
-/// Writes `json.dumps(sorted(filtered.items()))` for the hashed checks, sorted by name (Python
-/// sorts `str` by code point, which is UTF-8 byte order). Allocates only beyond
+/// The hashed checks of one evaluation, sorted by name (Python sorts `str` by code point,
+/// which is UTF-8 byte order), as indices into the checks: on the stack for up to
 /// [`INLINE_CHECKS`] checks.
-#[inline]
-fn write_hashed_checks<O: Output + ?Sized>(checks: &Checks, whitelist: &[String], out: &mut O) {
-    let entries = checks.entries();
-    if entries.len() > INLINE_CHECKS {
-        let mut picked: Vec<&(String, Value)> = entries
-            .iter()
-            .filter(|(name, _)| is_hashed(name, whitelist))
-            .collect();
-        picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        return write_hash_input(picked.into_iter(), out);
-    }
-    let mut idx = [0u8; INLINE_CHECKS];
-    let mut n = 0;
-    for (i, (name, _)) in entries.iter().enumerate() {
-        if is_hashed(name, whitelist) {
-            // Insertion sort: n is tiny.
-            let mut j = n;
-            while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
-                idx[j] = idx[j - 1];
-                j -= 1;
-            }
-            idx[j] = i as u8;
-            n += 1;
+struct Picked<'c> {
+    entries: &'c [(String, Value)],
+    inline: [u8; INLINE_CHECKS],
+    inline_len: usize,
+    /// Used instead of `inline` when there are more checks.
+    heap: Vec<usize>,
+}
+
+impl<'c> Picked<'c> {
+    #[inline]
+    fn new(checks: &'c Checks, whitelist: &[String]) -> Self {
+        let entries = checks.entries();
+        let mut picked = Self {
+            entries,
+            inline: [0; INLINE_CHECKS],
+            inline_len: 0,
+            heap: Vec::new(),
+        };
+        if entries.len() > INLINE_CHECKS {
+            picked.heap = (0..entries.len())
+                .filter(|&i| is_hashed(&entries[i].0, whitelist))
+                .collect();
+            picked
+                .heap
+                .sort_unstable_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
+            return picked;
         }
+        let idx = &mut picked.inline;
+        let mut n = 0;
+        for (i, (name, _)) in entries.iter().enumerate() {
+            if is_hashed(name, whitelist) {
+                // Insertion sort: n is tiny.
+                let mut j = n;
+                while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
+                    idx[j] = idx[j - 1];
+                    j -= 1;
+                }
+                idx[j] = i as u8;
+                n += 1;
+            }
+        }
+        picked.inline_len = n;
+        picked
     }
-    write_hash_input(idx[..n].iter().map(|&i| &entries[usize::from(i)]), out);
+
+    /// The picked `(name, value)` pairs, in order.
+    #[inline]
+    fn iter(&self) -> impl Iterator<Item = &'c (String, Value)> + '_ {
+        let entries = self.entries;
+        self.inline[..self.inline_len]
+            .iter()
+            .map(|&i| usize::from(i))
+            .chain(self.heap.iter().copied())
+            .map(move |i| &entries[i])
+    }
 }
 
 /// Writes `json.dumps(picked)` for the picked `(name, value)` pairs, in order.
-#[inline]
 fn write_hash_input<'a, O: Output + ?Sized>(
     picked: impl Iterator<Item = &'a (String, Value)>,
     out: &mut O,
@@ -75,57 +103,111 @@ fn write_hash_input<'a, O: Output + ?Sized>(
 /// ```
 pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
-    write_hashed_checks(checks, key_whitelist, &mut out);
+    write_hash_input(Picked::new(checks, key_whitelist).iter(), &mut out);
     out
 }
 
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
-    let mut sink = HashSink::new();
-    write_hashed_checks(checks, key_whitelist, &mut sink);
-    digest_mod_100(&sink.finish())
+    let picked = Picked::new(checks, key_whitelist);
+    let mut block = Block::new();
+    let digest = match block.write(picked.iter()) {
+        Some(()) => block.digest(),
+        None => {
+            let mut sink = HashSink::new();
+            write_hash_input(picked.iter(), &mut sink);
+            sink.finish()
+        }
+    };
+    digest_mod_100(&digest)
 }
 
-/// The 160-bit big-endian digest `a·2^128 + b·2^64 + c`, mod 100, with three independent
-/// 64-bit remainders instead of 20 dependent byte steps (2^64 ≡ 16 and 2^128 ≡ 56 mod 100).
-#[inline]
-fn digest_mod_100(d: &[u8; 20]) -> u8 {
-    let [a0, a1, a2, a3, rest @ ..] = *d;
-    let a = u64::from(u32::from_be_bytes([a0, a1, a2, a3]));
-    let (b, c) = rest.split_at(8);
-    let b = u64::from_be_bytes(b.try_into().unwrap_or_default());
-    let c = u64::from_be_bytes(c.try_into().unwrap_or_default());
-    (((a % 100) * 56 + (b % 100) * 16 + c % 100) % 100) as u8
-}
+/// The longest hash input [`Block`] writes: room for the padding in two SHA-1 blocks, and for
+/// reading a whole word past the last byte written.
+const BLOCK_INPUT_MAX: usize = 112;
 
-/// Buffers small writes on the stack and feeds SHA-1 in large chunks; short inputs (the usual
-/// case) are hashed in one call.
-struct HashSink {
-    hasher: Option<Sha1>,
+/// The hash input of the usual checks written straight into SHA-1's block buffer: names and
+/// string values in plain ASCII (nothing to escape), integers that fit in an `i64`, booleans
+/// and nulls, [`BLOCK_INPUT_MAX`] bytes in all. Anything else is left to the general writer
+/// (the JSON writer over a [`HashSink`]), which writes the same bytes.
+struct Block {
     buf: [u8; 128],
     len: usize,
 }
 
-impl HashSink {
+/// Eight spaces: bytes a word is padded with before its escape check (a space is plain).
+const SPACES: u64 = 0x2020_2020_2020_2020;
+
+impl Block {
+    #[inline]
     fn new() -> Self {
         Self {
-            hasher: None,
             buf: [0; 128],
             len: 0,
         }
     }
 
-    fn finish(&mut self) -> [u8; 20] {
-        if let Some(mut hasher) = self.hasher.take() {
-            hasher.update(&self.buf[..self.len]);
-            return hasher.finalize().into();
+    /// Writes `json.dumps(picked)`; `None` when a piece is not one this writer takes.
+    #[inline]
+    fn write<'a>(&mut self, picked: impl Iterator<Item = &'a (String, Value)>) -> Option<()> {
+        self.put(b"[")?;
+        for (i, (name, value)) in picked.enumerate() {
+            self.put(if i == 0 { b"[" } else { b", [" })?;
+            self.put_str(name)?;
+            self.put(b", ")?;
+            match value {
+                Value::Str(s) => self.put_str(s)?,
+                Value::Int(n) => self.put(itoa::Buffer::new().format(n.as_i64()?).as_bytes())?,
+                Value::Bool(true) => self.put(b"true")?,
+                Value::Bool(false) => self.put(b"false")?,
+                Value::Null => self.put(b"null")?,
+                Value::Float(_) | Value::List(_) | Value::Object(_) => return None,
+            }
+            self.put(b"]")?;
         }
+        self.put(b"]")
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.len + bytes.len();
+        if end > BLOCK_INPUT_MAX {
+            return None;
+        }
+        copy_small(self.buf.get_mut(self.len..end)?, bytes);
+        self.len = end;
+        Some(())
+    }
+
+    /// `"s"`, when `s` needs no escaping: copied first, then checked where it landed, a word
+    /// at a time.
+    #[inline(always)]
+    fn put_str(&mut self, s: &str) -> Option<()> {
+        self.put(b"\"")?;
+        let start = self.len;
+        self.put(s.as_bytes())?;
+        let mut at = start;
+        while at < self.len {
+            let word = self.buf.get(at..at + 8)?;
+            let mut w = u64::from_le_bytes(word.try_into().ok()?);
+            let valid = self.len - at;
+            if valid < 8 {
+                let mask = (1u64 << (valid * 8)) - 1;
+                w = (w & mask) | (SPACES & !mask);
+            }
+            if json::word_needs_escape(w) {
+                return None;
+            }
+            at += 8;
+        }
+        self.put(b"\"")
+    }
+
+    /// SHA-1 of what was written: padded in place (0x80, zeros, the bit length as a 64-bit
+    /// big-endian number), then one or two blocks through the compression function.
+    #[inline]
+    fn digest(&mut self) -> [u8; 20] {
         let len = self.len;
-        if len > self.buf.len() - 9 {
-            return Sha1::digest(&self.buf[..len]).into();
-        }
-        // Short input (the usual case): pad in place (0x80, zeros, the bit length as a 64-bit
-        // big-endian number) and run the compression function directly.
         let end = if len <= 55 { 64 } else { 128 };
         self.buf[len] = 0x80;
         self.buf[len + 1..end - 8].fill(0);
@@ -140,6 +222,41 @@ impl HashSink {
             out.copy_from_slice(&word.to_be_bytes());
         }
         digest
+    }
+}
+
+/// The 160-bit big-endian digest `a·2^128 + b·2^64 + c`, mod 100, with three independent
+/// 64-bit remainders instead of 20 dependent byte steps (2^64 ≡ 16 and 2^128 ≡ 56 mod 100).
+#[inline]
+fn digest_mod_100(d: &[u8; 20]) -> u8 {
+    let [a0, a1, a2, a3, rest @ ..] = *d;
+    let a = u64::from(u32::from_be_bytes([a0, a1, a2, a3]));
+    let (b, c) = rest.split_at(8);
+    let b = u64::from_be_bytes(b.try_into().unwrap_or_default());
+    let c = u64::from_be_bytes(c.try_into().unwrap_or_default());
+    (((a % 100) * 56 + (b % 100) * 16 + c % 100) % 100) as u8
+}
+
+/// Buffers small writes on the stack and feeds SHA-1 in large chunks: the general writer's
+/// output, for inputs [`Block`] does not take.
+struct HashSink {
+    hasher: Sha1,
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl HashSink {
+    fn new() -> Self {
+        Self {
+            hasher: Sha1::new(),
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+
+    fn finish(mut self) -> [u8; 20] {
+        self.hasher.update(&self.buf[..self.len]);
+        self.hasher.finalize().into()
     }
 }
 
@@ -173,11 +290,10 @@ impl Output for HashSink {
     fn push_str(&mut self, s: &str) {
         let b = s.as_bytes();
         if self.len + b.len() > self.buf.len() {
-            let hasher = self.hasher.get_or_insert_with(Sha1::new);
-            hasher.update(&self.buf[..self.len]);
+            self.hasher.update(&self.buf[..self.len]);
             self.len = 0;
             if b.len() > self.buf.len() {
-                hasher.update(b);
+                self.hasher.update(b);
                 return;
             }
         }
@@ -242,6 +358,82 @@ mod tests {
             let want: [u8; 20] = Sha1::digest(text.as_bytes()).into();
             assert_eq!(sink.finish(), want, "length {len}");
         }
+    }
+
+    #[test]
+    fn the_block_writer_writes_what_the_json_writer_writes() {
+        // Pieces the block writer takes and pieces it must leave to the JSON writer (escapes,
+        // non-ASCII, big integers, floats, nested values, inputs past its length limit).
+        let names = [
+            "user_id",
+            "a",
+            "",
+            "é",
+            "q\"uote",
+            "back\\slash",
+            "ctl\u{1}",
+            "del\u{7f}",
+            "exactly8",
+            "sixteen_bytes_ok",
+            "randomizer",
+            "a_name_longer_than_sixteen",
+        ];
+        let big: Value = crate::json::parse("123456789012345678901234567890").unwrap();
+        let mut values = vec![
+            Value::from(""),
+            Value::from("user-42"),
+            Value::from("é"),
+            Value::from("tab\t"),
+            Value::from(0),
+            Value::from(-7),
+            Value::from(i64::MAX),
+            Value::from(i64::MIN),
+            big,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Null,
+            Value::Float(0.5),
+            Value::from(vec![1, 2]),
+        ];
+        values.extend((0..70).step_by(7).map(|n| Value::from("x".repeat(n))));
+        let whitelists: [&[&str]; 4] = [&[], &["user_id"], &["a", "user_id", "randomizer"], &["é"]];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut taken, mut left) = (0, 0);
+        for _ in 0..20_000 {
+            let mut checks = Checks::new();
+            for _ in 0..1 + next(5) {
+                checks.insert(names[next(names.len())], values[next(values.len())].clone());
+            }
+            let whitelist: Vec<String> = whitelists[next(whitelists.len())]
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect();
+            let input = consistent_hash_input(&checks, &whitelist);
+            let mut block = Block::new();
+            match block.write(Picked::new(&checks, &whitelist).iter()) {
+                Some(()) => {
+                    taken += 1;
+                    assert_eq!(&block.buf[..block.len], &input[..], "{checks:?}");
+                    let want: [u8; 20] = Sha1::digest(&input).into();
+                    assert_eq!(block.digest(), want);
+                }
+                None => left += 1,
+            }
+            let want: [u8; 20] = Sha1::digest(&input).into();
+            assert_eq!(
+                consistent_hash_bucket(&checks, &whitelist),
+                digest_mod_100(&want),
+                "{checks:?} {whitelist:?}"
+            );
+        }
+        // Both paths were exercised.
+        assert!(taken > 2_000 && left > 2_000, "{taken} {left}");
     }
 
     #[test]

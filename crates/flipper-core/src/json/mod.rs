@@ -35,6 +35,8 @@ mod read;
 mod string;
 mod write;
 
+pub(crate) use write::word_needs_escape;
+
 use crate::Value;
 
 /// The deepest nesting of arrays and objects [`parse`] accepts.

@@ -147,7 +147,7 @@ impl Escapes {
 
 /// Whether any byte of the eight in `w` must be escaped: a control character, `"`, `\\`,
 /// DEL or a byte of a non-ASCII character. (Exact: the bit tricks never miss such a byte.)
-fn word_needs_escape(w: u64) -> bool {
+pub(crate) fn word_needs_escape(w: u64) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI;
