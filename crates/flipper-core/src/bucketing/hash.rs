@@ -135,9 +135,6 @@ struct Block {
     len: usize,
 }
 
-/// Eight spaces: bytes a word is padded with before its escape check (a space is plain).
-const SPACES: u64 = 0x2020_2020_2020_2020;
-
 impl Block {
     #[inline]
     fn new() -> Self {
@@ -179,27 +176,15 @@ impl Block {
         Some(())
     }
 
-    /// `"s"`, when `s` needs no escaping: copied first, then checked where it landed, a word
-    /// at a time.
+    /// `"s"`, when `s` needs no escaping (checked in the string itself: reading back bytes
+    /// just written would stall on store forwarding).
     #[inline(always)]
     fn put_str(&mut self, s: &str) -> Option<()> {
-        self.put(b"\"")?;
-        let start = self.len;
-        self.put(s.as_bytes())?;
-        let mut at = start;
-        while at < self.len {
-            let word = self.buf.get(at..at + 8)?;
-            let mut w = u64::from_le_bytes(word.try_into().ok()?);
-            let valid = self.len - at;
-            if valid < 8 {
-                let mask = (1u64 << (valid * 8)) - 1;
-                w = (w & mask) | (SPACES & !mask);
-            }
-            if json::word_needs_escape(w) {
-                return None;
-            }
-            at += 8;
+        if !json::is_plain(s.as_bytes()) {
+            return None;
         }
+        self.put(b"\"")?;
+        self.put(s.as_bytes())?;
         self.put(b"\"")
     }
 

@@ -35,7 +35,7 @@ mod read;
 mod string;
 mod write;
 
-pub(crate) use write::word_needs_escape;
+pub(crate) use write::is_plain;
 
 use crate::Value;
 

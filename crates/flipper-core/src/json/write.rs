@@ -147,7 +147,7 @@ impl Escapes {
 
 /// Whether any byte of the eight in `w` must be escaped: a control character, `"`, `\\`,
 /// DEL or a byte of a non-ASCII character. (Exact: the bit tricks never miss such a byte.)
-pub(crate) fn word_needs_escape(w: u64) -> bool {
+fn word_needs_escape(w: u64) -> bool {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let has_zero_byte = |v: u64| v.wrapping_sub(LO) & !v & HI;
@@ -173,14 +173,57 @@ fn plain_len(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len() - n)
 }
 
+/// Eight spaces: the padding of a short string's word before [`word_needs_escape`] (a space
+/// is plain).
+const SPACES: u64 = 0x2020_2020_2020_2020;
+
+/// Whether `bytes` are written as they are (nothing to escape): a word at a time, with
+/// overlapping loads for the ends, so that short strings take a few instructions.
+#[inline]
+pub(crate) fn is_plain(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    let word = |at: usize| -> u64 {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(u64::MAX, u64::from_le_bytes)
+    };
+    let half = |at: usize| -> u64 {
+        bytes
+            .get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(u64::from(u32::MAX), |w| u64::from(u32::from_le_bytes(w)))
+    };
+    match n {
+        0 => true,
+        1..=3 => {
+            let byte = |at: usize| u64::from(bytes[at]);
+            // The three bytes (some twice) in the low bytes, spaces above.
+            let w = byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16 | SPACES << 24;
+            !word_needs_escape(w)
+        }
+        4..=7 => !word_needs_escape(half(0) | half(n - 4) << 32),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if word_needs_escape(word(at)) {
+                    return false;
+                }
+                at += 8;
+            }
+            !word_needs_escape(word(n - 8))
+        }
+    }
+}
+
 pub(super) fn write_str<O: Output + ?Sized>(s: &str, out: &mut O) {
     let bytes = s.as_bytes();
-    let mut i = plain_len(bytes);
-    if i == bytes.len() {
+    if is_plain(bytes) {
         // The common case (keys, ids): one call, which matters when `out` is a hasher.
         out.push_quoted(s);
         return;
     }
+    let mut i = plain_len(bytes);
     out.push_str("\"");
     // `i` is always at a char boundary: the bytes of non-ASCII characters are never plain.
     out.push_str(&s[..i]);
@@ -235,6 +278,23 @@ mod tests {
         let mut out = String::new();
         write_str(s, &mut out);
         out
+    }
+
+    #[test]
+    fn plain_strings_are_told_apart_at_every_length_and_place() {
+        let escapes = ["\"", "\\", "\u{0}", "\u{1f}", "\u{7f}", "é", "\u{1F600}"];
+        for n in 0..40 {
+            let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(is_plain(plain.as_bytes()), "{plain:?}");
+            for at in 0..=n {
+                for e in escapes {
+                    let s = format!("{}{e}{}", &plain[..at], &plain[at..]);
+                    assert!(!is_plain(s.as_bytes()), "{s:?}");
+                    assert_eq!(plain_len(s.as_bytes()), at, "{s:?}");
+                }
+            }
+        }
+        assert!(is_plain(b" ~}"));
     }
 
     #[test]
