@@ -76,10 +76,12 @@ where
 /// The answer for flag `key` and a request body.
 fn evaluate_one(state: &AppState, key: &str, body: &[u8]) -> Result<Response, OfrepError> {
     let checks = checks(body, Some(key))?;
-    if !state.live().is_initialized() {
+    // One consistent view of the flags, without touching the shared reference count.
+    let snapshot = state.live().snapshot();
+    let flags = snapshot.flags();
+    if !flags.is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), Some(key)));
     }
-    let flags = state.live().flags();
     let Some(item) = flags.get(key) else {
         state.metrics().evaluation_of_missing_flag(Api::Ofrep);
         return Err(OfrepError::flag_not_found(key));
@@ -121,10 +123,12 @@ fn evaluate_all(
     body: &[u8],
 ) -> Result<Response, OfrepError> {
     let checks = checks(body, None)?;
-    if !state.live().is_initialized() {
+    // One consistent view of the flags, without touching the shared reference count.
+    let snapshot = state.live().snapshot();
+    let flags = snapshot.flags();
+    if !flags.is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), None));
     }
-    let flags = state.live().flags();
     let tag = etag(state.instance(), &flags, &checks);
     let tag_header = HeaderValue::try_from(tag.as_str()).ok();
     let mut response = if if_none_match(headers, &tag) {
