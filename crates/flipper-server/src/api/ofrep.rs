@@ -87,7 +87,7 @@ fn evaluate_one(state: &AppState, key: &str, body: &[u8]) -> Result<Response, Of
         return Err(OfrepError::flag_not_found(key));
     };
     let e = evaluate(item, &checks, &SystemEnv);
-    state.metrics().evaluation(Api::Ofrep, &flags, key, &e);
+    state.metrics().evaluation(Api::Ofrep, flags, key, &e);
     if let Some(error) = e.error_detail() {
         return Err(OfrepError::evaluation_failed(key, error.to_string()));
     }
@@ -129,7 +129,7 @@ fn evaluate_all(
     if !flags.is_initialized() {
         return Err(OfrepError::from_api(ApiError::not_ready(), None));
     }
-    let tag = etag(state.instance(), &flags, &checks);
+    let tag = etag(state.instance(), flags, &checks);
     let tag_header = HeaderValue::try_from(tag.as_str()).ok();
     let mut response = if if_none_match(headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -141,7 +141,7 @@ fn evaluate_all(
             if i > 0 {
                 body.push_str(", ");
             }
-            state.metrics().evaluation(Api::Ofrep, &flags, name, &e);
+            state.metrics().evaluation(Api::Ofrep, flags, name, &e);
             match e.error_detail() {
                 Some(error) => json::write_value(
                     &OfrepError::evaluation_failed(name, error.to_string()).to_value(),
