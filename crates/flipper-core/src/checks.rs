@@ -87,6 +87,18 @@ impl Checks {
         &self.entries
     }
 
+    /// The value of the variable `name`, whose [`name_key`] is `key`: found by comparing keys,
+    /// which sit side by side (names are read only when longer than [`KEY_EXACT_LEN`]).
+    #[inline]
+    pub(crate) fn get_keyed(&self, key: u128, name: &str) -> Option<&Value> {
+        let exact = name.len() <= KEY_EXACT_LEN;
+        self.keys
+            .iter()
+            .zip(&self.entries)
+            .find(|(k, (n, _))| **k == key && (exact || n == name))
+            .map(|(_, (_, v))| v)
+    }
+
     /// The entries with their [`name_key`]s.
     #[inline]
     pub(crate) fn keyed(&self) -> impl Iterator<Item = (u128, &str, &Value)> {

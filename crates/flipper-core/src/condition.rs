@@ -393,6 +393,20 @@ impl Condition {
     /// check, exactly as in Python).
     #[inline]
     pub fn evaluate(&self, checks: &Checks) -> Result<bool, TypeError> {
+        // One check (the usual condition): check names are unique, so at most one of the
+        // caller's variables meets it, and the order of the variables cannot matter.
+        if let [e] = self.entries.as_slice() {
+            return match checks.get_keyed(e.key, &e.variable) {
+                Some(runtime) => e.operator.apply(runtime, &e.value),
+                None => Ok(true),
+            };
+        }
+        self.evaluate_in_order(checks)
+    }
+
+    /// [`Condition::evaluate`] as Python runs it: the caller's variables in order, each against
+    /// the checks on it.
+    fn evaluate_in_order(&self, checks: &Checks) -> Result<bool, TypeError> {
         for (key, name, runtime) in checks.keyed() {
             for e in &self.entries {
                 if e.key == key
@@ -512,6 +526,47 @@ impl std::error::Error for ConditionFormatError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_check_is_evaluated_as_python_runs_every_condition() {
+        // Long names with equal keys (same length, same first 15 bytes) need the names.
+        let (long_a, long_b) = ("a_very_long_variable_1", "a_very_long_variable_2");
+        let names = ["age", "plan", "", long_a, long_b];
+        let values = [
+            Value::from(30),
+            Value::from(17),
+            Value::from("pro"),
+            Value::from(vec!["pro", "team"]),
+            Value::Null,
+            Value::Bool(true),
+            Value::Float(f64::NAN),
+        ];
+        let mut conditions = 0;
+        for variable in names {
+            for operator in Operator::ALL {
+                for stored in &values {
+                    let c = Condition::new().with(variable, operator, stored.clone());
+                    conditions += 1;
+                    for (first, second) in [("age", "plan"), (long_b, long_a), ("", "age")] {
+                        for runtime in &values {
+                            for checks in [
+                                Checks::new(),
+                                Checks::new().with(first, runtime.clone()),
+                                Checks::new().with(first, 1).with(second, runtime.clone()),
+                            ] {
+                                assert_eq!(
+                                    c.evaluate(&checks),
+                                    c.evaluate_in_order(&checks),
+                                    "{c:?} {checks:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(conditions, names.len() * Operator::ALL.len() * values.len());
+    }
 
     #[test]
     fn keys_parse_like_python() {
