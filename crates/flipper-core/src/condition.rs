@@ -99,7 +99,7 @@ impl Operator {
     ///
     /// # Errors
     /// Python's `TypeError` for unsupported operand types (`"a" > 1`, `1 in 2`, ...).
-    #[inline]
+    #[inline(always)]
     pub fn apply(self, runtime: &Value, stored: &Value) -> Result<bool, TypeError> {
         // Fast path: same-kind scalars, which is most of what flags compare.
         let ord = match (runtime, stored) {
