@@ -109,6 +109,17 @@ pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u
 
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
+    // One whitelisted name (the usual bucketer): at most one check is hashed, nothing to sort.
+    if let [name] = key_whitelist {
+        let picked = checks
+            .entries()
+            .iter()
+            .find(|(n, _)| n == name && n != RANDOMIZER);
+        let mut block = Block::new();
+        if block.write(picked.into_iter()).is_some() {
+            return digest_mod_100(&block.digest());
+        }
+    }
     let picked = Picked::new(checks, key_whitelist);
     let mut block = Block::new();
     let digest = match block.write(picked.iter()) {
@@ -381,7 +392,15 @@ mod tests {
             Value::from(vec![1, 2]),
         ];
         values.extend((0..70).step_by(7).map(|n| Value::from("x".repeat(n))));
-        let whitelists: [&[&str]; 4] = [&[], &["user_id"], &["a", "user_id", "randomizer"], &["é"]];
+        // One name (the usual bucketer, hashed without sorting), several, none (every check).
+        let whitelists: [&[&str]; 6] = [
+            &[],
+            &["user_id"],
+            &["a", "user_id", "randomizer"],
+            &["é"],
+            &["randomizer"],
+            &["a_name_longer_than_sixteen"],
+        ];
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = |n: usize| {
             seed ^= seed << 13;
