@@ -17,8 +17,8 @@
 //!   always runs.
 //! * `two_conditions`, `rollout`: the two halves of `conditions_hash`, alone.
 //! * `rollout-flipper_fixed_clock`, `conditions_hash-flipper_fixed_clock`: analysis, not a
-//!   shape: the same with a fixed clock (`LiveOptions::env`), to show what reading the system
-//!   clock costs (the bucketer reads it for every percentage, fixed ones included).
+//!   shape: the same with a fixed clock (`LiveOptions::env`). A fixed percentage reads no
+//!   clock (only a linear ramp does), so each should equal its case within the noise.
 //! * `all_flags`: every one of 100 flags (60 on, 10 off, 15 two conditions, 15 consistent hash)
 //!   for one context: `snapshot().evaluate_all` / `resolve_all` (Unleash's all-flags call,
 //!   which builds a map); `_each` variants call `is_enabled` once per name instead.
