@@ -25,6 +25,7 @@
 //! standard ones are counted as `other`, and routes are templates.
 
 mod eval;
+mod http;
 mod store;
 mod text;
 
@@ -56,7 +57,7 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
     method: &'static str,
     route: &'static str,
@@ -87,8 +88,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     /// The live flags, once started (weakly: they own the store, which holds these metrics).
     flags: Arc<OnceLock<WeakLiveFlags>>,
-    http_requests: Family<HttpLabels, Counter>,
-    http_duration: HistogramFamily<HttpLabels>,
+    http: Arc<http::HttpRequests>,
     evaluations: Arc<Evaluations>,
     stream_subscribers: Gauge,
     store_duration: HistogramFamily<OperationLabels>,
@@ -100,18 +100,8 @@ impl Metrics {
     /// The metrics of a server; [`Metrics::follow`] gives them its flags.
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("flipper");
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by method, route template and status",
-            http_requests.clone(),
-        );
-        let http_duration = HistogramFamily::<HttpLabels>::new_with_constructor(latency_histogram);
-        registry.register(
-            "http_request_duration_seconds",
-            "Time until the response head, by method, route template and status",
-            http_duration.clone(),
-        );
+        let http = Arc::new(http::HttpRequests::new());
+        registry.register_collector(Box::new(Arc::clone(&http)));
         let evaluations = Arc::new(Evaluations::default());
         registry.register_collector(Box::new(Arc::clone(&evaluations)));
         let stream_subscribers = Gauge::default();
@@ -145,8 +135,7 @@ impl Metrics {
         Self {
             registry,
             flags,
-            http_requests,
-            http_duration,
+            http,
             evaluations,
             stream_subscribers,
             store_duration,
@@ -177,10 +166,7 @@ impl Metrics {
             route,
             status,
         };
-        self.http_requests.get_or_create(&labels).inc();
-        self.http_duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        self.http.record(labels, took);
     }
 
     /// One evaluation of `name` by `api`: a flag of `flags` (whose series are kept), or, with
