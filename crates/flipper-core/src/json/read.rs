@@ -7,7 +7,7 @@
 use super::ParseError;
 use super::error::{RawError, locate, raw, utf8_error};
 use super::number::read_number;
-use super::string::{Lone, first, read_string};
+use super::string::{Lone, first, read_plain, read_string};
 use crate::{Object, Value};
 
 /// The deepest nesting of arrays and objects accepted.
@@ -38,6 +38,18 @@ pub(super) fn parse(text: &str) -> Result<Value, ParseError> {
 /// One value at the start of `text` (after whitespace), and the byte offset where it ends:
 /// Python's `JSONDecoder.raw_decode`, which also allows leading whitespace here.
 pub(super) fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
+    // A string without escapes (most names and values) needs no parser.
+    let start = text.bytes().take_while(|&b| is_ws(b)).count();
+    if text.as_bytes().get(start) == Some(&b'"')
+        && let Some((s, end)) = read_plain(text, start)
+    {
+        return Ok((Value::Str(s), end));
+    }
+    parse_prefix_general(text)
+}
+
+/// [`parse_prefix`] by the parser alone.
+fn parse_prefix_general(text: &str) -> Result<(Value, usize), ParseError> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
@@ -297,6 +309,28 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::json::to_string;
+
+    #[test]
+    fn strings_without_escapes_read_as_the_parser_reads_them() {
+        for text in [
+            r#""""#,
+            r#""user-42", 1"#,
+            " \t\r\n\"plan\":",
+            r#""é 😀 long enough to pass eight bytes""#,
+            r#""a\"b""#,
+            r#""\u00e9""#,
+            r#""\ud800""#,
+            "\"tab\there\"",
+            "\"nul\u{0}\"",
+            r#""unterminated"#,
+            r#"""#,
+            r#""x"#,
+            "\"\u{7f}\"",
+            "42",
+        ] {
+            assert_eq!(parse_prefix(text), parse_prefix_general(text), "{text:?}");
+        }
+    }
 
     /// `json.dumps(json.loads(text))`.
     fn round(text: &str) -> String {

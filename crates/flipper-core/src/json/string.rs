@@ -81,6 +81,23 @@ pub(super) fn read_string(text: &str, quote: usize) -> Result<Scanned, RawError>
     }
 }
 
+/// The string whose opening quote is at `quote`, when it has no escape: its text and the
+/// offset after its closing quote. `None` for an escape, a control character or no closing
+/// quote, which [`read_string`] reads (and words the error).
+#[inline]
+pub(super) fn read_plain(text: &str, quote: usize) -> Option<(String, usize)> {
+    let bytes = text.as_bytes();
+    let mut i = quote + 1;
+    loop {
+        i += ordinary_len(bytes.get(i..)?);
+        match *bytes.get(i)? {
+            b'"' => return Some((text.get(quote + 1..i)?.to_owned(), i + 1)),
+            b'\\' | 0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
 /// How many bytes at the start of `bytes` are neither `"`, `\` nor control characters,
 /// eight at a time while it lasts.
 fn ordinary_len(bytes: &[u8]) -> usize {
