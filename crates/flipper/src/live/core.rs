@@ -135,7 +135,7 @@ impl Core {
     /// `ArcSwap` load costs several times that); a thread whose cache is busy (`f` reading
     /// live flags again, from an `Env`) or gone (the thread is exiting) loads it directly. A
     /// thread's cache keeps the set it last read alive until its next read.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl Fn(&FlagSet) -> R) -> R {
         READER
             .try_with(|cell| {
