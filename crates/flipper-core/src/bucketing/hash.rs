@@ -110,11 +110,11 @@ pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     // One whitelisted name (the usual bucketer): at most one check is hashed, nothing to sort.
-    if let [name] = key_whitelist {
+    if let [_] = key_whitelist {
         let picked = checks
             .entries()
             .iter()
-            .find(|(n, _)| n == name && n != RANDOMIZER);
+            .find(|(n, _)| is_hashed(n, key_whitelist));
         let mut block = Block::new();
         if block.write(picked.into_iter()).is_some() {
             return digest_mod_100(&block.digest());
