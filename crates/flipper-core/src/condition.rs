@@ -101,6 +101,16 @@ impl Operator {
     /// Python's `TypeError` for unsupported operand types (`"a" > 1`, `1 in 2`, ...).
     #[inline(always)]
     pub fn apply(self, runtime: &Value, stored: &Value) -> Result<bool, TypeError> {
+        // Fast path: a string among a list (`plan__in=["pro", "enterprise"]`). In a list, a
+        // string equals only an equal string, so the other elements need no general compare.
+        if let (Self::In | Self::NotIn, Value::Str(needle), Value::List(items)) =
+            (self, runtime, stored)
+        {
+            let found = items
+                .iter()
+                .any(|e| matches!(e, Value::Str(s) if s == needle));
+            return Ok(found == (self == Self::In));
+        }
         // Fast path: same-kind scalars, which is most of what flags compare.
         let ord = match (runtime, stored) {
             (Value::Int(a), Value::Int(b)) => match (a.as_i64(), b.as_i64()) {

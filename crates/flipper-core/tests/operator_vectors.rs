@@ -1,7 +1,10 @@
 //! Golden vectors for Python's operators: every line of `testdata/operators.jsonl`, produced by
-//! flipper-client 1.3.2's `Operator.factory(operator).compare(runtime, stored)`.
+//! flipper-client 1.3.2's `Operator.factory(operator).compare(runtime, stored)`. Each line is
+//! checked through `pyops` (Python's semantics) and through `Operator::apply` (what conditions
+//! call, with its fast paths).
 
 use flipper_core::Value;
+use flipper_core::condition::Operator;
 use flipper_core::pyops::{self, CmpOp, TypeError};
 
 const VECTORS: &str = concat!(
@@ -54,6 +57,17 @@ fn every_operator_vector_matches_python() {
             other => panic!("line {}: bad result {other}", index + 1),
         };
         let got = apply(operator, &runtime, &stored);
+        let op =
+            Operator::from_symbol(operator).unwrap_or_else(|e| panic!("line {}: {e}", index + 1));
+        let through_apply = op.apply(&runtime, &stored);
+        if through_apply.as_ref().ok().copied() != expected {
+            failures.push(format!(
+                "line {}: Operator::apply: {runtime_text} {} {stored_text}: expected {:?}, got {through_apply:?}",
+                index + 1,
+                operator.unwrap_or("=="),
+                expected,
+            ));
+        }
         if got.as_ref().ok().copied() != expected {
             failures.push(format!(
                 "line {}: {runtime_text} {} {stored_text}: expected {}, got {got:?}",

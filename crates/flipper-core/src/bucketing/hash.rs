@@ -200,13 +200,13 @@ impl Block {
     }
 
     /// SHA-1 of what was written: padded in place (0x80, zeros, the bit length as a 64-bit
-    /// big-endian number), then one or two blocks through the compression function.
+    /// big-endian number), then one or two blocks through the compression function. The
+    /// zeros are already there: the buffer starts zeroed and writes stop at `len`.
     #[inline]
     fn digest(&mut self) -> [u8; 20] {
         let len = self.len;
         let end = if len <= 55 { 64 } else { 128 };
         self.buf[len] = 0x80;
-        self.buf[len + 1..end - 8].fill(0);
         self.buf[end - 8..end].copy_from_slice(&(len as u64 * 8).to_be_bytes());
         let mut state = SHA1_INIT;
         for block in self.buf[..end].chunks_exact(64) {
