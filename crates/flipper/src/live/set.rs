@@ -137,12 +137,19 @@ impl Entry {
             .unwrap_or_else(|| context.evaluate(&self.item))
     }
 
-    #[inline]
+    /// The constant answer is read inline; any other flag is evaluated out of line, so that a
+    /// static flag's check does not pay for the evaluator's stack frame.
+    #[inline(always)]
     fn is_enabled<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
         match self.constant {
             Some(answer) => answer,
-            None => evaluate(&self.item, checks, env).enabled,
+            None => self.is_enabled_evaluated(checks, env),
         }
+    }
+
+    #[inline(never)]
+    fn is_enabled_evaluated<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
+        evaluate(&self.item, checks, env).enabled
     }
 
     fn name(&self) -> &str {
@@ -205,7 +212,7 @@ impl Clone for FlagKey {
 }
 
 /// Whether a flag found (or not) is on for these checks; `default` when it is missing.
-#[inline]
+#[inline(always)]
 fn is_enabled_found<E: Env + ?Sized>(
     entry: Option<&Entry>,
     checks: &Checks,
