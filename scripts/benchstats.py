@@ -8,7 +8,11 @@ Each side gives two figures per case:
 * **best**: the fastest of those measurements (the per-sample mean of criterion's fastest
   sample; the fastest `timeit` repeat), the machine at its least disturbed.
 
-A ratio is only ever taken between like figures: typical / typical, best / best.
+A ratio is only ever taken between like figures: typical / typical, best / best. The typical
+figures are the ones to judge by: the best ones are not sampled alike (criterion's best is the
+fastest of ~100 samples of ~20 ms, Python's the fastest of 11 runs of at least 0.2 s, and the
+fastest of many short samples is lower), so best / best leans towards Rust and is shown for
+context only.
 """
 import json
 import os

@@ -129,7 +129,7 @@ fn evaluation_allocates_nothing_unless_it_fails() {
         (0, 0),
         "evaluations allocated: {change:?}"
     );
-    assert!(answers > 0);
+    std::hint::black_box(answers);
 
     // A failing evaluation holds Python's error message: the counter sees it.
     let failing = live_flags_of(&runtime, vec![failing()]);

@@ -206,6 +206,10 @@ impl Block {
     fn digest(&mut self) -> [u8; 20] {
         let len = self.len;
         let end = if len <= 55 { 64 } else { 128 };
+        debug_assert!(
+            self.buf[len..].iter().all(|&b| b == 0),
+            "a block is written once, from zero"
+        );
         self.buf[len] = 0x80;
         self.buf[end - 8..end].copy_from_slice(&(len as u64 * 8).to_be_bytes());
         let mut state = SHA1_INIT;

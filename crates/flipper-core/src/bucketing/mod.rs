@@ -469,6 +469,18 @@ mod tests {
     }
 
     #[test]
+    fn scores_are_the_runtime_division_bit_for_bit() {
+        for bucket in 0..=255u8 {
+            let runtime = std::hint::black_box(f64::from(bucket)) / std::hint::black_box(100.0);
+            assert_eq!(
+                SCORES[usize::from(bucket)].to_bits(),
+                runtime.to_bits(),
+                "{bucket}"
+            );
+        }
+    }
+
+    #[test]
     fn zero_percentage_never_hashes_and_is_off() {
         let b = Bucketer::consistent_hash(Percentage::fixed(0.0), ["user_id"]);
         assert_eq!(b.check(&Checks::new(), &env()), Ok(false));

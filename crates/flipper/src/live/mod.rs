@@ -178,8 +178,9 @@ impl<'a> Snapshot<'a> {
         self.set.is_enabled_or(name, checks, default, self.env)
     }
 
-    /// Every flag evaluated for `checks`, in name order; allocates nothing (unless an
-    /// evaluation fails, to hold Python's error message).
+    /// Every flag evaluated for `checks`, in name order; allocates nothing for the usual
+    /// checks (up to 16 of them, integers within 64 bits), unless an evaluation fails (to hold
+    /// Python's error message).
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

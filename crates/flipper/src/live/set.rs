@@ -255,8 +255,9 @@ impl Edit {
 
 /// One consistent set of flags with its version: what live flags evaluate against.
 ///
-/// Lookup by name is one hash-table probe (foldhash over the name); iteration is in name order
-/// (code-point order, as the stores list). Get the current set with
+/// Lookup by name is one hash-table probe (a name of up to 16 bytes is hashed from the first
+/// and last bytes and the length that its entry holds; a longer one whole, by foldhash);
+/// iteration is in name order (code-point order, as the stores list). Get the current set with
 /// [`LiveFlags::snapshot`](super::LiveFlags::snapshot).
 ///
 /// ```
