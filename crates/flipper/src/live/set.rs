@@ -156,23 +156,25 @@ impl Entry {
         &self.item.feature_name
     }
 
-    /// The name's hash in the index.
-    fn hash(&self) -> u64 {
-        let tag = NameTag {
+    /// The name's tag, from the fields it is held in.
+    #[inline]
+    fn tag(&self) -> NameTag {
+        NameTag {
             head: self.head,
             tail: self.tail,
             len: self.len,
-        };
-        hash_name(self.name(), tag)
+        }
+    }
+
+    /// The name's hash in the index.
+    fn hash(&self) -> u64 {
+        hash_name(self.name(), self.tag())
     }
 
     /// Whether this is the flag named `name`, whose tag is `tag`.
     #[inline]
     fn has_name(&self, name: &str, tag: NameTag) -> bool {
-        self.head == tag.head
-            && self.tail == tag.tail
-            && self.len == tag.len
-            && (name.len() <= TAG_EXACT || self.name() == name)
+        self.tag() == tag && (name.len() <= TAG_EXACT || self.name() == name)
     }
 }
 
