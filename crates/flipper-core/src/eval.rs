@@ -68,6 +68,17 @@ impl<E: Env + ?Sized> Env for &E {
     }
 }
 
+/// A shared environment. Handing over `&Arc<dyn Env>` rather than `&dyn Env` leaves the
+/// pointer inside the `Arc` to be worked out only by evaluations that use the environment.
+impl<E: Env + ?Sized> Env for std::sync::Arc<E> {
+    fn now(&self) -> f64 {
+        (**self).now()
+    }
+    fn random(&self) -> f64 {
+        (**self).random()
+    }
+}
+
 /// Why an evaluation gave its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

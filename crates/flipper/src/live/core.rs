@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, Cache};
+use arc_swap::ArcSwap;
 use flipper_core::eval::Env;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -79,21 +79,31 @@ impl Writer {
     }
 }
 
-/// Numbers each core, for the per-thread read caches.
-static CORES: AtomicU64 = AtomicU64::new(1);
+/// Stamps for the sets of every core, never given twice in a process (from 1): a stamp names
+/// one core and one of its sets, for the per-thread read caches.
+static STAMPS: AtomicU64 = AtomicU64::new(1);
 
-/// A thread's cached view of one core's current set, revalidated with one atomic load.
-type SetCache = Cache<Arc<ArcSwap<FlagSet>>, Arc<FlagSet>>;
+fn next_stamp() -> u64 {
+    STAMPS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A thread's copy of a core's current set, and the core's stamp when it was taken.
+struct ReadSlot {
+    stamp: u64,
+    set: Arc<FlagSet>,
+}
 
 thread_local! {
-    /// The last core this thread read, and its cached set. One slot: a thread that reads
-    /// several live flags instances in turn pays a full load at each switch.
-    static READER: RefCell<Option<(u64, SetCache)>> = const { RefCell::new(None) };
+    /// The set this thread read last. One slot: a thread that reads several live flags
+    /// instances in turn takes a full load at each switch.
+    static READER: RefCell<Option<ReadSlot>> = const { RefCell::new(None) };
 }
 
 pub(crate) struct Core {
-    id: u64,
     pub(crate) current: Arc<ArcSwap<FlagSet>>,
+    /// A new stamp after each swap of `current` (written after it): a reader whose copy was
+    /// taken at this stamp holds a set at least as new as the current one.
+    stamp: AtomicU64,
     pub(crate) env: Arc<dyn Env + Send + Sync>,
     writer: Mutex<Writer>,
     observer: Option<Arc<dyn SetObserver>>,
@@ -115,8 +125,8 @@ impl Core {
         own_write_grace: Duration,
     ) -> Self {
         Self {
-            id: CORES.fetch_add(1, Ordering::Relaxed),
             current: Arc::new(ArcSwap::from_pointee(FlagSet::empty())),
+            stamp: AtomicU64::new(next_stamp()),
             env,
             writer: Mutex::new(Writer::default()),
             observer,
@@ -131,24 +141,43 @@ impl Core {
 
     /// Runs `f` on the current set: the read path of every evaluation.
     ///
-    /// The set comes from this thread's cache, which costs one atomic load to revalidate (an
-    /// `ArcSwap` load costs several times that); a thread whose cache is busy (`f` reading
-    /// live flags again, from an `Env`) or gone (the thread is exiting) loads it directly. A
-    /// thread's cache keeps the set it last read alive until its next read.
+    /// The set comes from this thread's copy when the core's stamp has not changed since it
+    /// was taken: one atomic load, no reference count touched. Otherwise (the first read on
+    /// this thread, another core read last, a newer set) [`Core::read_fresh`] loads the set
+    /// and keeps a copy. The slot is borrowed while `f` runs: an `f` that reads live flags
+    /// again (an `Env` may) finds it busy and loads the set itself, so a copy in use is never
+    /// replaced. A thread that is exiting loads the set directly.
     #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl Fn(&FlagSet) -> R) -> R {
-        READER
-            .try_with(|cell| {
-                let mut slot = cell.try_borrow_mut().ok()?;
-                if slot.as_ref().is_none_or(|(id, _)| *id != self.id) {
-                    *slot = Some((self.id, Cache::new(Arc::clone(&self.current))));
-                }
-                let (_, cache) = slot.as_mut()?;
-                Some(f(cache.load()))
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| f(&self.current.load()))
+        let stamp = self.stamp.load(Ordering::Acquire);
+        let copied = READER.try_with(|cell| {
+            let slot = cell.try_borrow_mut().ok()?;
+            let slot = slot.as_ref().filter(|slot| slot.stamp == stamp)?;
+            Some(f(&slot.set))
+        });
+        match copied {
+            Ok(Some(answer)) => answer,
+            _ => self.read_fresh(&f),
+        }
+    }
+
+    /// [`Core::read`] from a fresh load, which this thread keeps when its slot is free.
+    #[cold]
+    #[inline(never)]
+    fn read_fresh<R>(&self, f: &impl Fn(&FlagSet) -> R) -> R {
+        // The stamp before the set: the set is then at least as new as the stamp's.
+        let stamp = self.stamp.load(Ordering::Acquire);
+        let set = self.current.load_full();
+        let _ = READER.try_with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                // The set this thread held until now may be dropped here.
+                *slot = Some(ReadSlot {
+                    stamp,
+                    set: Arc::clone(&set),
+                });
+            }
+        });
+        f(&set)
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -183,6 +212,7 @@ impl Core {
         }
         let next = Arc::new(next);
         self.current.store(Arc::clone(&next));
+        self.stamp.store(next_stamp(), Ordering::Release);
         self.listeners.dispatch(edits, &next);
         self.versions.send_replace(next.version());
         if first {
@@ -356,5 +386,93 @@ impl Core {
         if let Some(persist) = &self.persist {
             persist.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flipper_core::bucketing::{Bucketer, Percentage};
+    use flipper_core::eval::FixedEnv;
+    use flipper_core::{Checks, Item};
+
+    use super::*;
+
+    const FIXED: FixedEnv = FixedEnv {
+        now: 0.0,
+        random: 0.0,
+    };
+
+    /// An environment whose random draw is 0 when flag `b` of other live flags is on, and
+    /// 0.999 when it is off: evaluating through it reads those flags inside a read.
+    struct ReadsOther(Arc<Core>);
+
+    impl Env for ReadsOther {
+        fn now(&self) -> f64 {
+            0.0
+        }
+        fn random(&self) -> f64 {
+            let b_on = self
+                .0
+                .read(|set| set.is_enabled_or("b", &Checks::new(), false, &FIXED));
+            if b_on { 0.0 } else { 0.999 }
+        }
+    }
+
+    fn core(env: Arc<dyn Env + Send + Sync>) -> Arc<Core> {
+        Arc::new(Core::new(
+            env,
+            None,
+            Listeners::new(None, 16),
+            None,
+            Duration::from_secs(1),
+        ))
+    }
+
+    fn entry(name: &str, on: bool) -> Entry {
+        Entry::new(Item::new(name, on, 1), None)
+    }
+
+    fn is_on(core: &Core, name: &str) -> bool {
+        core.read(|set| set.is_enabled_or(name, &Checks::new(), false, &core.env))
+    }
+
+    #[test]
+    fn reads_nest_switch_cores_and_follow_every_swap() {
+        let b = core(Arc::new(FIXED));
+        let a = core(Arc::new(ReadsOther(Arc::clone(&b))));
+        let mut half = Item::new("half", true, 1);
+        half.meta.bucketer = Bucketer::percentage(Percentage::fixed(0.5));
+        a.load(
+            vec![Entry::new(half, None), entry("only_a", true)],
+            Source::Store,
+        );
+        assert!(!is_on(&a, "half"), "before b is loaded, b reads as off");
+        b.load(vec![entry("b", true)], Source::Store);
+        for round in 0..3 {
+            // Reading `half` reads `b` from inside the read of `a`: the nested read must
+            // neither replace nor lose the copy the outer one is using.
+            assert!(is_on(&a, "half"), "round {round}");
+            assert!(is_on(&a, "only_a"), "round {round}");
+            assert!(!is_on(&b, "only_a"), "round {round}: b has no such flag");
+            assert!(is_on(&b, "b"), "round {round}");
+        }
+        // A swap is seen by the very next read, nested or not.
+        b.load(vec![entry("b", false)], Source::Store);
+        assert!(!is_on(&b, "b"));
+        assert!(!is_on(&a, "half"));
+        b.load(vec![entry("b", true)], Source::Store);
+        assert!(is_on(&a, "half"));
+        a.load(vec![entry("only_a", false)], Source::Store);
+        assert!(!is_on(&a, "only_a"));
+        assert!(
+            !is_on(&a, "half"),
+            "half is gone, and missing reads as the default"
+        );
+        // Another thread starts with an empty slot and reads the same.
+        let a2 = Arc::clone(&a);
+        let on = std::thread::spawn(move || is_on(&a2, "only_a"))
+            .join()
+            .unwrap();
+        assert!(!on);
     }
 }

@@ -68,7 +68,7 @@ impl LiveFlag {
     /// [`LiveFlags::is_enabled_or`] for this flag.
     #[inline]
     pub fn is_enabled_or(&self, checks: &Checks, default: bool) -> bool {
-        let env = &*self.live.core.env;
+        let env = &self.live.core.env;
         self.live
             .core
             .read(|set| set.is_enabled_key(&self.key, checks, default, env))
@@ -77,7 +77,7 @@ impl LiveFlag {
     /// [`LiveFlags::evaluate`] for this flag.
     #[inline]
     pub fn evaluate(&self, checks: &Checks, default: bool) -> Evaluation {
-        let env = &*self.live.core.env;
+        let env = &self.live.core.env;
         self.live
             .core
             .read(|set| set.evaluate_key(&self.key, checks, default, env))

@@ -50,6 +50,7 @@
 mod core;
 mod flag;
 mod follow;
+mod index;
 mod listeners;
 mod offline;
 mod options;
@@ -421,7 +422,7 @@ impl LiveFlags {
     /// [`LiveFlags::is_enabled`] with the answer for a missing flag (and before the first load).
     #[inline]
     pub fn is_enabled_or(&self, name: &str, checks: &Checks, default: bool) -> bool {
-        let env = &*self.core.env;
+        let env = &self.core.env;
         self.core
             .read(|set| set.is_enabled_or(name, checks, default, env))
     }
@@ -443,7 +444,7 @@ impl LiveFlags {
     /// ```
     #[inline]
     pub fn evaluate(&self, name: &str, checks: &Checks, default: bool) -> Evaluation {
-        let env = &*self.core.env;
+        let env = &self.core.env;
         self.core
             .read(|set| set.evaluate(name, checks, default, env))
     }

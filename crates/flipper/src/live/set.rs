@@ -5,77 +5,15 @@
 //! reader holding a set sees one consistent version of every flag.
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use flipper_core::bucketing::{Bucketer, Percentage};
 use flipper_core::eval::{ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate};
 use flipper_core::{Checks, Item};
-use hashbrown::HashTable;
 
+use super::index::{NameIndex, NameTag, TAG_EXACT, hash_name, hash_short};
 use crate::store::Version;
-
-/// The hash of a flag name in the index. A name of up to [`TAG_EXACT`] bytes is hashed from
-/// its tag, which the lookup computes anyway: one multiplication of its two words, folded.
-/// A longer name is hashed whole with foldhash, as many long names share a tag (the same
-/// first and last eight bytes and length: `checkout_v1_enabled`, `checkout_v2_enabled`).
-/// Fixed seeds: names come from the store (written by administrators), not from requests, so
-/// a keyed hash buys nothing here.
-#[inline]
-fn hash_name(name: &str, tag: NameTag) -> u64 {
-    if name.len() <= TAG_EXACT {
-        let product = u128::from(tag.head ^ 0x243f_6a88_85a3_08d3)
-            * u128::from(tag.tail ^ 0x1319_8a2e_0370_7344 ^ u64::from(tag.len));
-        (product as u64) ^ ((product >> 64) as u64)
-    } else {
-        foldhash::fast::FixedState::with_seed(0x5eed_f1a9_5e7a_11f3).hash_one(name)
-    }
-}
-
-/// A name's length and its first and last bytes, held in the entry itself: comparing tags costs
-/// no pointer chase, and for names of up to [`TAG_EXACT`] bytes equal tags mean equal names.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct NameTag {
-    head: u64,
-    tail: u64,
-    /// The length, saturated (a name this long is compared in full anyway).
-    len: u32,
-}
-
-/// Names this short are fully determined by their [`NameTag`].
-const TAG_EXACT: usize = 16;
-
-impl NameTag {
-    #[inline]
-    fn of(name: &str) -> Self {
-        let b = name.as_bytes();
-        let n = b.len();
-        let word = |at: usize| -> u64 {
-            b.get(at..at + 8)
-                .and_then(|w| <[u8; 8]>::try_from(w).ok())
-                .map_or(0, u64::from_le_bytes)
-        };
-        let half = |at: usize| -> u64 {
-            b.get(at..at + 4)
-                .and_then(|w| <[u8; 4]>::try_from(w).ok())
-                .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
-        };
-        let byte = |at: usize| -> u64 { b.get(at).copied().map_or(0, u64::from) };
-        // Overlapping loads that together cover every byte of a name of up to 16 bytes.
-        let (head, tail) = match n {
-            0 => (0, 0),
-            1..=3 => (byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16, 0),
-            4..=7 => (half(0) | half(n - 4) << 32, 0),
-            _ => (word(0), word(n - 8)),
-        };
-        Self {
-            head,
-            tail,
-            len: u32::try_from(n).unwrap_or(u32::MAX),
-        }
-    }
-}
 
 /// One flag of a set: the stored flag and its store version (unknown for flags read from a
 /// file).
@@ -284,8 +222,8 @@ pub struct FlagSet {
     initialized: bool,
     /// Sorted by name, no two with one name.
     entries: Vec<Entry>,
-    /// Positions in `entries`, hashed by name.
-    index: HashTable<u32>,
+    /// Positions in `entries`, by name.
+    index: NameIndex,
     /// How many flags ramp over time (a linear-ramp percentage).
     ramps: usize,
 }
@@ -309,18 +247,8 @@ impl FlagSet {
 
     fn from_sorted(version: u64, initialized: bool, mut entries: Vec<Entry>) -> Self {
         entries.shrink_to_fit();
-        let mut index = HashTable::with_capacity(entries.len());
-        let mut ramps = 0;
-        for (i, entry) in entries.iter().enumerate() {
-            // More than 4 billion flags do not fit in memory anyway.
-            let Ok(position) = u32::try_from(i) else {
-                break;
-            };
-            ramps += usize::from(is_ramp(&entry.item));
-            index.insert_unique(entry.hash(), position, |&p| {
-                entries.get(p as usize).map_or(0, Entry::hash)
-            });
-        }
+        let index = NameIndex::new(entries.iter().map(Entry::hash));
+        let ramps = entries.iter().filter(|e| is_ramp(&e.item)).count();
         Self {
             version,
             initialized,
@@ -341,39 +269,57 @@ impl FlagSet {
         self.initialized
     }
 
-    #[inline]
-    fn position(&self, name: &str, tag: NameTag) -> Option<usize> {
+    /// The flag `name` (whose tag is `tag`) and its position in `entries`. A name of up to
+    /// [`TAG_EXACT`] bytes is matched by its tag alone, inline; a longer one out of line.
+    #[inline(always)]
+    fn find(&self, name: &str, tag: NameTag) -> Option<(usize, &Entry)> {
+        if name.len() > TAG_EXACT {
+            return self.find_long(name, tag);
+        }
         let entries = &self.entries;
-        self.index
-            .find(hash_name(name, tag), |&p| {
-                entries
-                    .get(p as usize)
-                    .is_some_and(|e| e.has_name(name, tag))
-            })
-            .map(|&p| p as usize)
+        self.index.find(hash_short(tag), |p| {
+            entries.get(p).filter(|e| e.tag() == tag).map(|e| (p, e))
+        })
     }
 
-    #[inline]
+    #[inline(never)]
+    fn find_long(&self, name: &str, tag: NameTag) -> Option<(usize, &Entry)> {
+        let entries = &self.entries;
+        self.index.find(hash_name(name, tag), |p| {
+            entries
+                .get(p)
+                .filter(|e| e.tag() == tag && e.name() == name)
+                .map(|e| (p, e))
+        })
+    }
+
+    #[inline(always)]
     pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
-        self.entries.get(self.position(name, NameTag::of(name))?)
+        self.find(name, NameTag::of(name)).map(|(_, e)| e)
     }
 
     /// [`FlagSet::entry`] by a key: at the key's remembered place if the flag is still there.
-    #[inline]
+    #[inline(always)]
     fn entry_by_key(&self, key: &FlagKey) -> Option<&Entry> {
         let hint = key.hint.load(Ordering::Relaxed) as usize;
-        if let Some(entry) = self.entries.get(hint)
-            && entry.has_name(&key.name, key.tag)
-        {
-            return Some(entry);
+        match self.entries.get(hint) {
+            Some(entry) if entry.has_name(&key.name, key.tag) => Some(entry),
+            _ => self.entry_by_key_moved(key),
         }
-        let position = self.position(&key.name, key.tag)?;
-        // Positions fit in a u32 (see `from_sorted`).
+    }
+
+    /// [`FlagSet::entry_by_key`] when the flag is not at the key's place: found by name, and
+    /// its place remembered.
+    #[cold]
+    #[inline(never)]
+    fn entry_by_key_moved(&self, key: &FlagKey) -> Option<&Entry> {
+        let (position, entry) = self.find(&key.name, key.tag)?;
+        // The index holds positions below `u32::MAX` only.
         key.hint.store(
             u32::try_from(position).unwrap_or(u32::MAX),
             Ordering::Relaxed,
         );
-        self.entries.get(position)
+        Some(entry)
     }
 
     /// A flag by name.
