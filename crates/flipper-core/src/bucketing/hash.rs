@@ -507,6 +507,32 @@ mod tests {
     }
 
     #[test]
+    fn one_name_whitelists_bucket_as_the_general_path() {
+        // The one-name path (no sort): long names that share a prefix, `randomizer`, a
+        // missing name and an empty check set must all bucket as SHA-1 of the general
+        // writer's bytes.
+        let (a, b) = ("a_very_long_check_name_1", "a_very_long_check_name_2");
+        let c = Checks::new()
+            .with(b, "two")
+            .with(a, 1)
+            .with("randomizer", 3)
+            .with("user_id", "user-7");
+        for checks in [c, Checks::new()] {
+            for name in [a, b, "randomizer", "missing", "user_id", ""] {
+                let whitelist = [name.to_owned()];
+                let input = consistent_hash_input(&checks, &whitelist);
+                let want: [u8; 20] = Sha1::digest(&input).into();
+                assert_eq!(
+                    consistent_hash_bucket(&checks, &whitelist),
+                    digest_mod_100(&want),
+                    "{name:?}: {}",
+                    String::from_utf8_lossy(&input)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn randomizer_is_never_hashed() {
         let c = Checks::new()
             .with("org", "acme")
