@@ -110,7 +110,7 @@ impl Entry {
     }
 
     /// Whether this is the flag named `name`, whose tag is `tag`.
-    #[inline]
+    #[inline(always)]
     fn has_name(&self, name: &str, tag: NameTag) -> bool {
         self.tag() == tag && (name.len() <= TAG_EXACT || self.name() == name)
     }
@@ -270,25 +270,27 @@ impl FlagSet {
     }
 
     /// The flag `name` (whose tag is `tag`) and its position in `entries`. A name of up to
-    /// [`TAG_EXACT`] bytes is matched by its tag alone, inline; a longer one out of line.
+    /// [`TAG_EXACT`] bytes is hashed from its tag, inline; a longer one out of line.
     #[inline(always)]
     fn find(&self, name: &str, tag: NameTag) -> Option<(usize, &Entry)> {
         if name.len() > TAG_EXACT {
             return self.find_long(name, tag);
         }
-        let entries = &self.entries;
-        self.index.find(hash_short(tag), |p| {
-            entries.get(p).filter(|e| e.tag() == tag).map(|e| (p, e))
-        })
+        self.find_hashed(hash_short(tag), name, tag)
     }
 
     #[inline(never)]
     fn find_long(&self, name: &str, tag: NameTag) -> Option<(usize, &Entry)> {
+        self.find_hashed(hash_name(name, tag), name, tag)
+    }
+
+    #[inline(always)]
+    fn find_hashed(&self, hash: u64, name: &str, tag: NameTag) -> Option<(usize, &Entry)> {
         let entries = &self.entries;
-        self.index.find(hash_name(name, tag), |p| {
+        self.index.find(hash, |p| {
             entries
                 .get(p)
-                .filter(|e| e.tag() == tag && e.name() == name)
+                .filter(|e| e.has_name(name, tag))
                 .map(|e| (p, e))
         })
     }
