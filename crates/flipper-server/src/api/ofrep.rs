@@ -50,6 +50,16 @@ pub(super) async fn bulk_route(State(state): State<AppState>, request: Request) 
     bulk(&state, request).await
 }
 
+/// The request's parts and body when it carries a read token; why not otherwise.
+fn authorized<B>(
+    state: &AppState,
+    request: http::Request<B>,
+) -> Result<(http::request::Parts, B), ApiError> {
+    let (parts, body) = request.into_parts();
+    Read::check(state, &parts.headers)?;
+    Ok((parts, body))
+}
+
 /// `POST /ofrep/v1/evaluate/flags/{key}`, whose path ends with the (percent-encoded) key. The
 /// router's handler and the connection service's direct path ([`crate::conn`]) both answer
 /// with this.
@@ -58,10 +68,10 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = request.into_parts();
-    if let Err(e) = Read::check(state, &parts.headers) {
-        return e.into_response();
-    }
+    let (parts, body) = match authorized(state, request) {
+        Ok(request) => request,
+        Err(denied) => return denied.into_response(),
+    };
     let raw_key = parts.uri.path().rsplit('/').next().unwrap_or_default();
     let answer = async {
         let key = path::decode_segment(raw_key).map_err(|e| OfrepError::from_api(e, None))?;
@@ -103,10 +113,10 @@ where
     B: HttpBody<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let (parts, body) = request.into_parts();
-    if let Err(e) = Read::check(state, &parts.headers) {
-        return e.into_response();
-    }
+    let (parts, body) = match authorized(state, request) {
+        Ok(request) => request,
+        Err(denied) => return denied.into_response(),
+    };
     let answer = async {
         let body = body::read(body, state.max_body_bytes())
             .await
