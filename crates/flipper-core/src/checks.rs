@@ -34,6 +34,25 @@ pub(crate) fn name_key(name: &str) -> u128 {
     u128::from_le_bytes(prefix)
 }
 
+/// `a == b`, without a library call for the short strings flags compare (names, ids, plans):
+/// up to 16 bytes are compared as two (possibly overlapping) words.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> Option<[u8; 8]> { s.get(at..at + 8)?.try_into().ok() };
+    let half = |s: &[u8], at: usize| -> Option<[u8; 4]> { s.get(at..at + 4)?.try_into().ok() };
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// Names this short are fully determined by their [`name_key`].
 pub(crate) const KEY_EXACT_LEN: usize = 15;
 
@@ -150,5 +169,29 @@ mod tests {
         let names: Vec<_> = c.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["b", "a"]);
         assert_eq!(c.get("b"), Some(&Value::from(3)));
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let words: Vec<Vec<u8>> = (0..40)
+            .flat_map(|n: usize| {
+                let base: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+                // The same, and one byte changed at each end and in the middle.
+                let mut variants = vec![base.clone()];
+                for at in [0, n / 2, n.saturating_sub(1)] {
+                    if at < n {
+                        let mut v = base.clone();
+                        v[at] ^= 1;
+                        variants.push(v);
+                    }
+                }
+                variants
+            })
+            .collect();
+        for a in &words {
+            for b in &words {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::checks::{Checks, KEY_EXACT_LEN, name_key};
+use crate::checks::{Checks, KEY_EXACT_LEN, name_key, same_bytes};
 use crate::pyops::{self, CmpOp, TypeError};
 use crate::{Object, Value};
 
@@ -108,7 +108,7 @@ impl Operator {
         {
             let found = items
                 .iter()
-                .any(|e| matches!(e, Value::Str(s) if s == needle));
+                .any(|e| matches!(e, Value::Str(s) if same_bytes(s.as_bytes(), needle.as_bytes())));
             return Ok(found == (self == Self::In));
         }
         // Fast path: same-kind scalars, which is most of what flags compare.

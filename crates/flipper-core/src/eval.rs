@@ -184,20 +184,41 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    fn new(enabled: bool, reason: Reason) -> Self {
-        Self { enabled, reason }
-    }
-
-    fn error(e: TypeError) -> Self {
-        Self::new(false, Reason::Error(e.into()))
-    }
-
     /// The error, if evaluation hit one.
     pub fn error_detail(&self) -> Option<&EvalError> {
         match &self.reason {
             Reason::Error(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// What an evaluation produces: the answer with its reason ([`Evaluation`]), or the answer
+/// alone (`bool`, where an error is `false`), so that a caller who wants only the answer does
+/// not pay for the reason. Both come out of the one algorithm, [`evaluate_with`].
+trait Outcome {
+    fn new(enabled: bool, reason: Reason) -> Self;
+    fn error(e: TypeError) -> Self;
+}
+
+impl Outcome for Evaluation {
+    #[inline(always)]
+    fn new(enabled: bool, reason: Reason) -> Self {
+        Self { enabled, reason }
+    }
+    fn error(e: TypeError) -> Self {
+        Self::new(false, Reason::Error(e.into()))
+    }
+}
+
+impl Outcome for bool {
+    #[inline(always)]
+    fn new(enabled: bool, _: Reason) -> Self {
+        enabled
+    }
+    #[inline(always)]
+    fn error(_: TypeError) -> Self {
+        false
     }
 }
 
@@ -209,35 +230,58 @@ pub fn evaluate<E: Env + ?Sized>(item: &Item, checks: &Checks, env: &E) -> Evalu
     })
 }
 
+/// [`evaluate`]`(item, checks, env).enabled`, without building the reason.
+///
+/// ```
+/// use flipper_core::{Checks, Item, condition::Condition, eval::{is_enabled, FixedEnv}};
+/// let mut item = Item::new("beta", true, 1_700_000_000);
+/// item.meta.conditions.push(Condition::new().gte("age", 18));
+/// let env = FixedEnv { now: 1_700_000_000.0, random: 0.5 };
+/// assert!(is_enabled(&item, &Checks::new().with("age", 21), &env));
+/// assert!(!is_enabled(&item, &Checks::new().with("age", "21"), &env)); // Python's TypeError
+/// ```
+#[inline]
+pub fn is_enabled<E: Env + ?Sized>(item: &Item, checks: &Checks, env: &E) -> bool {
+    evaluate_with(item, checks, env, |whitelist| {
+        consistent_hash_bucket(checks, whitelist)
+    })
+}
+
 /// [`evaluate`], with the consistent-hash bucket of the checks for a whitelist from `bucket`.
 #[inline]
-fn evaluate_with<'i, E: Env + ?Sized>(
+fn evaluate_with<'i, E: Env + ?Sized, O: Outcome>(
     item: &'i Item,
     checks: &Checks,
     env: &E,
     bucket: impl FnOnce(&'i [String]) -> u8,
-) -> Evaluation {
+) -> O {
     if !item.switched_on() {
-        return Evaluation::new(false, Reason::Disabled);
+        return O::new(false, Reason::Disabled);
     }
     let conditions = &item.meta.conditions;
     if !checks.is_empty() && !conditions.is_empty() {
         for c in conditions {
             match c.evaluate(checks) {
                 Ok(true) => {}
-                Ok(false) => return Evaluation::new(false, Reason::ConditionsFailed),
-                Err(e) => return Evaluation::error(e),
+                Ok(false) => return O::new(false, Reason::ConditionsFailed),
+                Err(e) => return O::error(e),
             }
         }
-        return Evaluation::new(true, Reason::ConditionsMatched);
+        return O::new(true, Reason::ConditionsMatched);
     }
     if item.meta.bucketer.is_noop() {
-        return Evaluation::new(true, Reason::Enabled);
+        return O::new(true, Reason::Enabled);
     }
     match item.meta.bucketer.check_with(checks, env, bucket) {
-        Ok(true) => Evaluation::new(true, Reason::BucketedIn),
-        Ok(false) => Evaluation::new(false, Reason::BucketedOut),
-        Err(e) => Evaluation::error(e),
+        Ok(enabled) => O::new(
+            enabled,
+            if enabled {
+                Reason::BucketedIn
+            } else {
+                Reason::BucketedOut
+            },
+        ),
+        Err(e) => O::error(e),
     }
 }
 
@@ -346,7 +390,7 @@ impl Item {
     /// Whether the flag is on for these checks (`false` on error).
     #[inline]
     pub fn is_enabled<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
-        evaluate(self, checks, env).enabled
+        is_enabled(self, checks, env)
     }
 
     /// The answer with its reason.

@@ -113,6 +113,8 @@ proptest! {
         let e = item.evaluate(&checks, &env);
         // An error always means "off".
         prop_assert!(e.error_detail().is_none() || !e.enabled);
+        // The answer alone is the evaluation's.
+        prop_assert_eq!(item.is_enabled(&checks, &env), e.enabled);
     }
 
     #[test]

@@ -105,6 +105,15 @@ fn evaluation() {
         let checks = checks_of(line);
         let default = line["default"].as_bool().unwrap();
         let got = evaluate_or_default(item.as_ref(), &checks, default, &ENV);
+        // The answer alone comes out of the same algorithm.
+        if let Some(item) = &item {
+            assert_eq!(
+                item.is_enabled(&checks, &ENV),
+                got.enabled,
+                "line {}",
+                i + 1
+            );
+        }
         match &line["result"] {
             serde_json::Value::Bool(want) => {
                 assert_eq!(got.enabled, *want, "line {}: {:?}", i + 1, got.reason);

@@ -5,7 +5,7 @@ use sha1::{Digest, Sha1};
 
 use super::RANDOMIZER;
 use crate::Value;
-use crate::checks::Checks;
+use crate::checks::{Checks, same_bytes};
 use crate::json::{self, Output};
 
 /// Whether a consistent-hash bucketer hashes this check: whitelisted (every check when the
@@ -110,11 +110,11 @@ pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     // One whitelisted name (the usual bucketer): at most one check is hashed, nothing to sort.
-    if let [_] = key_whitelist {
+    if let [key] = key_whitelist {
         let picked = checks
             .entries()
             .iter()
-            .find(|(n, _)| is_hashed(n, key_whitelist));
+            .find(|(n, _)| same_bytes(n.as_bytes(), key.as_bytes()) && n != RANDOMIZER);
         let mut block = Block::new();
         if block.write(picked.into_iter()).is_some() {
             return digest_mod_100(&block.digest());

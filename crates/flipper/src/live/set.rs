@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use flipper_core::bucketing::{Bucketer, Percentage};
-use flipper_core::eval::{ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate};
+use flipper_core::eval::{
+    ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate, is_enabled,
+};
 use flipper_core::{Checks, Item};
 
 use super::index::{NameIndex, NameTag, TAG_EXACT, hash_name, hash_short};
@@ -87,7 +89,7 @@ impl Entry {
 
     #[inline(never)]
     fn is_enabled_evaluated<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
-        evaluate(&self.item, checks, env).enabled
+        is_enabled(&self.item, checks, env)
     }
 
     fn name(&self) -> &str {
