@@ -27,7 +27,7 @@
 
 use std::fmt;
 
-use crate::bucketing::consistent_hash_bucket;
+use crate::bucketing::{Bucketer, OneKeyHasher, consistent_hash_bucket};
 use crate::checks::Checks;
 use crate::item::Item;
 use crate::pyops::TypeError;
@@ -351,24 +351,87 @@ impl<'a, E: Env + ?Sized> ContextEvaluator<'a, E> {
     }
 }
 
-/// The answer of a flag whose answer depends on neither the checks nor the [`Env`]: `false`
-/// ([`Reason::Disabled`]) for a flag switched off, `true` ([`Reason::Enabled`]) for one switched
-/// on with no condition and no bucketer; `None` for any other flag. [`evaluate`] gives the same
-/// answer, for every checks, whenever this is `Some` (live flags precompute it per flag).
+/// A flag prepared for many evaluations of its answer (live flags keep one per flag): what of
+/// [`is_enabled`]'s work depends on the flag alone is done once.
+///
+/// * A flag switched off, or on with no condition and no bucketer: the answer, whatever the
+///   checks ([`Prepared::constant`]).
+/// * A flag on with no condition and a consistent hash on one name with a fixed percentage: the
+///   buckets it lets in ([`Bucketer::buckets_let_in`]) and a [`OneKeyHasher`].
+/// * Any other flag: [`is_enabled`].
 ///
 /// ```
-/// use flipper_core::{Item, eval::constant_answer};
-/// assert_eq!(constant_answer(&Item::new("a", true, 1)), Some(true));
-/// assert_eq!(constant_answer(&Item::new("b", false, 1)), Some(false));
+/// use flipper_core::{Checks, Item, bucketing::{Bucketer, Percentage}};
+/// use flipper_core::eval::{FixedEnv, Prepared, is_enabled};
+/// let env = FixedEnv { now: 0.0, random: 0.5 };
+/// let mut item = Item::new("half", true, 1);
+/// item.meta.bucketer = Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]);
+/// let prepared = Prepared::new(&item);
+/// for id in 0..100 {
+///     let checks = Checks::new().with("user_id", id);
+///     assert_eq!(prepared.is_enabled(&item, &checks, &env), is_enabled(&item, &checks, &env));
+/// }
+/// assert_eq!(Prepared::new(&Item::new("on", true, 1)).constant(), Some(true));
 /// ```
-#[inline]
-pub fn constant_answer(item: &Item) -> Option<bool> {
-    if !item.switched_on() {
-        Some(false)
-    } else if item.meta.conditions.is_empty() && item.meta.bucketer.is_noop() {
-        Some(true)
-    } else {
-        None
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared(Shape);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Constant(bool),
+    /// Boxed: most flags are constant, and the hasher holds a SHA-1 block.
+    OneKeyHash(Box<(OneKeyHasher, u128)>),
+    General,
+}
+
+impl Prepared {
+    /// Prepares `item`.
+    pub fn new(item: &Item) -> Self {
+        let meta = &item.meta;
+        Self(if !item.switched_on() {
+            Shape::Constant(false)
+        } else if !meta.conditions.is_empty() {
+            Shape::General
+        } else if meta.bucketer.is_noop() {
+            Shape::Constant(true)
+        } else {
+            match &meta.bucketer {
+                Bucketer::ConsistentHash { key_whitelist, .. } => {
+                    match (key_whitelist.as_slice(), meta.bucketer.buckets_let_in()) {
+                        ([name], Some(buckets)) => OneKeyHasher::new(name)
+                            .map_or(Shape::General, |h| {
+                                Shape::OneKeyHash(Box::new((h, buckets)))
+                            }),
+                        _ => Shape::General,
+                    }
+                }
+                _ => Shape::General,
+            }
+        })
+    }
+
+    /// The answer when it depends on neither the checks nor the [`Env`]: `false`
+    /// ([`Reason::Disabled`]) for a flag switched off, `true` ([`Reason::Enabled`]) for one
+    /// switched on with no condition and no bucketer; `None` for any other flag.
+    #[inline(always)]
+    pub fn constant(&self) -> Option<bool> {
+        match self.0 {
+            Shape::Constant(answer) => Some(answer),
+            _ => None,
+        }
+    }
+
+    /// [`is_enabled`]`(item, checks, env)`, for the `item` this was prepared from.
+    #[inline]
+    pub fn is_enabled<E: Env + ?Sized>(&self, item: &Item, checks: &Checks, env: &E) -> bool {
+        match &self.0 {
+            Shape::Constant(answer) => *answer,
+            Shape::OneKeyHash(hash) => {
+                let (hasher, buckets) = &**hash;
+                buckets >> hasher.bucket(checks) & 1 == 1
+            }
+            Shape::General => is_enabled(item, checks, env),
+        }
     }
 }
 
@@ -488,7 +551,7 @@ mod tests {
         let mut off = bucketed.clone();
         off.is_enabled = Value::Bool(false);
         for item in [Item::new("on", true, 1), off, conditional, bucketed] {
-            if let Some(answer) = constant_answer(&item) {
+            if let Some(answer) = Prepared::new(&item).constant() {
                 for c in &checks {
                     let e = evaluate(&item, c, &ENV);
                     assert_eq!(e.enabled, answer);
@@ -501,7 +564,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(constant_answer(&readme_flag()), None);
+        assert_eq!(Prepared::new(&readme_flag()).constant(), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use flipper_core::bucketing::{Bucketer, Percentage, consistent_hash_bucket};
 use flipper_core::condition::{Condition, Operator};
-use flipper_core::eval::{ContextEvaluator, FixedEnv};
+use flipper_core::eval::{ContextEvaluator, FixedEnv, Prepared};
 use flipper_core::{Checks, Int, Item, Object, Value};
 use proptest::prelude::*;
 
@@ -115,6 +115,18 @@ proptest! {
         prop_assert!(e.error_detail().is_none() || !e.enabled);
         // The answer alone is the evaluation's.
         prop_assert_eq!(item.is_enabled(&checks, &env), e.enabled);
+    }
+
+    #[test]
+    fn a_prepared_flag_answers_as_the_flag(items in flag_set(), checks in checks(), now in any::<f64>(), random in 0.0..1.0f64) {
+        let env = FixedEnv { now, random };
+        for item in &items {
+            prop_assert_eq!(
+                Prepared::new(item).is_enabled(item, &checks, &env),
+                item.is_enabled(&checks, &env),
+                "{:?}", item.meta.bucketer
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use sha1::{Digest, Sha1};
 
 use super::RANDOMIZER;
 use crate::Value;
-use crate::checks::{Checks, same_bytes};
+use crate::checks::{Checks, name_key, same_bytes};
 use crate::json::{self, Output};
 
 /// Whether a consistent-hash bucketer hashes this check: whitelisted (every check when the
@@ -133,6 +133,94 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     digest_mod_100(&digest)
 }
 
+/// The consistent hash of a bucketer that hashes one check (a `key_whitelist` of one name, the
+/// usual bucketer), prepared once for many evaluations: the name's key, and the start of the
+/// SHA-1 block (`[["name", `) already written. For a check whose value is a plain string or an
+/// integer and whose input fits in one block, a bucket is a copy of that block, the value, the
+/// padding and one compression; anything else goes to [`consistent_hash_bucket`].
+///
+/// ```
+/// use flipper_core::{Checks, bucketing::{OneKeyHasher, consistent_hash_bucket}};
+/// let hasher = OneKeyHasher::new("user_id").unwrap();
+/// let checks = Checks::new().with("user_id", "user-42").with("plan", "pro");
+/// assert_eq!(hasher.bucket(&checks), consistent_hash_bucket(&checks, &["user_id".into()]));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneKeyHasher {
+    whitelist: [String; 1],
+    key: u128,
+    /// `[["name", ` followed by zeros.
+    block: [u8; 64],
+    /// The bucket when the checks lack the name (the input is `[]`).
+    missing: u8,
+}
+
+impl OneKeyHasher {
+    /// The hasher of the whitelist `[name]`; `None` for a name this shortcut does not take
+    /// (`randomizer`, which is never hashed, a name that needs escaping, or one longer than 40
+    /// bytes), which [`consistent_hash_bucket`] handles.
+    pub fn new(name: &str) -> Option<Self> {
+        let n = name.len();
+        if name == RANDOMIZER || n > 40 || !json::is_plain(name.as_bytes()) {
+            return None;
+        }
+        let mut block = [0u8; 64];
+        block[..3].copy_from_slice(b"[[\"");
+        block[3..3 + n].copy_from_slice(name.as_bytes());
+        block[3 + n..6 + n].copy_from_slice(b"\", ");
+        let whitelist = [name.to_owned()];
+        Some(Self {
+            missing: consistent_hash_bucket(&Checks::new(), &whitelist),
+            key: name_key(name),
+            whitelist,
+            block,
+        })
+    }
+
+    /// [`consistent_hash_bucket`]`(checks, [name])`.
+    #[inline]
+    pub fn bucket(&self, checks: &Checks) -> u8 {
+        match checks.get_keyed(self.key, &self.whitelist[0]) {
+            Some(value) => self
+                .value_bucket(value)
+                .unwrap_or_else(|| consistent_hash_bucket(checks, &self.whitelist)),
+            None => self.missing,
+        }
+    }
+
+    /// The bucket of `[["name", value]]` when the value is one the block takes.
+    #[inline]
+    fn value_bucket(&self, value: &Value) -> Option<u8> {
+        let mut digits = itoa::Buffer::new();
+        let (text, quoted): (&[u8], bool) = match value {
+            Value::Str(s) => (s.as_bytes(), true),
+            Value::Int(n) => (digits.format(n.as_i64()?).as_bytes(), false),
+            _ => return None,
+        };
+        // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`.
+        let at = self.whitelist[0].len() + 6;
+        let (v, q) = (text.len(), usize::from(quoted));
+        let len = at + v + 2 + 2 * q;
+        if len > 55 || (quoted && !json::is_plain(text)) {
+            return None;
+        }
+        let mut block = self.block;
+        // The opening quote is stored, then overwritten by an unquoted text; the closing
+        // pieces end with the padding's 0x80 (and, unquoted, a zero the length overwrites or
+        // that was zero already).
+        block[at] = b'"';
+        copy_small(&mut block[at + q..at + q + v], text);
+        let close: &[u8; 4] = if quoted { b"\"]]\x80" } else { b"]]\x80\0" };
+        block[at + q + v..at + q + v + 4].copy_from_slice(close);
+        block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+        let mut state = SHA1_INIT;
+        let block = sha1::digest::generic_array::GenericArray::from_slice(&block);
+        sha1::compress(&mut state, std::slice::from_ref(block));
+        let [a, b1, b0, c1, c0] = state.map(u64::from);
+        Some(mod_100(a, b1 << 32 | b0, c1 << 32 | c0))
+    }
+}
+
 /// The longest hash input [`Block`] writes: room for the padding in two SHA-1 blocks, and for
 /// reading a whole word past the last byte written.
 const BLOCK_INPUT_MAX: usize = 112;
@@ -234,6 +322,13 @@ fn digest_mod_100(d: &[u8; 20]) -> u8 {
     let (b, c) = rest.split_at(8);
     let b = u64::from_be_bytes(b.try_into().unwrap_or_default());
     let c = u64::from_be_bytes(c.try_into().unwrap_or_default());
+    mod_100(a, b, c)
+}
+
+/// `a·2^128 + b·2^64 + c` mod 100 (`a` below 2^32): the digest's three parts, whose
+/// remainders are independent.
+#[inline]
+fn mod_100(a: u64, b: u64, c: u64) -> u8 {
     (((a % 100) * 56 + (b % 100) * 16 + c % 100) % 100) as u8
 }
 
@@ -530,6 +625,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn one_key_hashers_bucket_as_the_general_path() {
+        let long = "n".repeat(40);
+        let names = [
+            "",
+            "k",
+            "user_id",
+            "a_very_long_check_name_1",
+            &long,
+            "randomizer",
+            "q\"uote",
+            "é",
+        ];
+        let mut values: Vec<Value> = (0..60).map(|n| Value::from("v".repeat(n))).collect();
+        values.extend([-1, 0, 7, i64::MAX, i64::MIN].map(Value::from));
+        values.push(crate::json::parse("123456789012345678901234567890").unwrap());
+        values.extend([
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Null,
+            Value::Float(0.5),
+        ]);
+        values.extend(["é", "tab\t", "q\"", "del\u{7f}"].map(Value::from));
+        values.push(Value::from(vec![1, 2]));
+        let (mut taken, mut left) = (0, 0);
+        for name in names {
+            let hasher = OneKeyHasher::new(name);
+            if name == "randomizer" || name.len() > 40 || name.contains(['"', 'é']) {
+                assert!(hasher.is_none(), "{name:?}");
+                continue;
+            }
+            let hasher = hasher.expect("a plain name");
+            let whitelist = [name.to_owned()];
+            // The name missing, among other checks (one sharing its first 15 bytes), or given.
+            let others = Checks::new()
+                .with("a_very_long_check_name_2", 1)
+                .with("randomizer", 2);
+            assert_eq!(
+                hasher.bucket(&others),
+                consistent_hash_bucket(&others, &whitelist),
+                "{name:?} missing"
+            );
+            for value in &values {
+                let mut checks = others.clone();
+                checks.insert(name, value.clone());
+                checks.insert("z", 3);
+                let want = consistent_hash_bucket(&checks, &whitelist);
+                assert_eq!(hasher.bucket(&checks), want, "{name:?} = {value:?}");
+                match hasher.value_bucket(value) {
+                    Some(bucket) => {
+                        taken += 1;
+                        assert_eq!(bucket, want);
+                    }
+                    None => left += 1,
+                }
+            }
+        }
+        // Both the block and the general path ran.
+        assert!(taken > 100 && left > 50, "{taken} {left}");
     }
 
     #[test]

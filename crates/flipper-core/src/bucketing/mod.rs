@@ -19,7 +19,7 @@ use crate::pyops::{self, CmpOp, TypeError};
 use crate::{Object, Value};
 
 mod hash;
-pub use hash::{consistent_hash_bucket, consistent_hash_input};
+pub use hash::{OneKeyHasher, consistent_hash_bucket, consistent_hash_input};
 
 /// The kwarg flipper-client's bucketers take as their random source: never hashed, and for the
 /// random bucketer called as a function (so any JSON value there is a `TypeError`).
@@ -378,6 +378,38 @@ impl Bucketer {
                 pct.includes(score)
             }
         }
+    }
+
+    /// For a consistent-hash bucketer with a fixed percentage, the buckets it lets in, bit `b`
+    /// for bucket `b`: its answer for any checks is that bit of their
+    /// [`consistent_hash_bucket`]. `None` for any other bucketer, and for a percentage whose
+    /// comparison raises (Python's `TypeError`).
+    ///
+    /// ```
+    /// use flipper_core::bucketing::{Bucketer, Percentage};
+    /// let half = Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]);
+    /// assert_eq!(half.buckets_let_in(), Some((1 << 51) - 1)); // 0.00 ..= 0.50
+    /// ```
+    pub fn buckets_let_in(&self) -> Option<u128> {
+        let Self::ConsistentHash {
+            percentage: Percentage::Fixed { .. },
+            ..
+        } = self
+        else {
+            return None;
+        };
+        // A fixed percentage reads neither the clock nor a random draw.
+        let env = crate::eval::FixedEnv {
+            now: 0.0,
+            random: 0.0,
+        };
+        let mut buckets = 0;
+        for bucket in 0..100 {
+            if self.check_with(&Checks::new(), &env, |_| bucket).ok()? {
+                buckets |= 1 << bucket;
+            }
+        }
+        Some(buckets)
     }
 
     /// The stored form.

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use flipper_core::bucketing::{Bucketer, Percentage};
-use flipper_core::eval::{
-    ContextEvaluator, Env, Evaluation, Reason, constant_answer, evaluate, is_enabled,
-};
+use flipper_core::eval::{ContextEvaluator, Env, Evaluation, Prepared, Reason, evaluate};
 use flipper_core::{Checks, Item};
 
 use super::index::{NameIndex, NameTag, TAG_EXACT, hash_name, hash_short};
@@ -21,12 +19,13 @@ use crate::store::Version;
 /// file).
 #[derive(Clone)]
 pub(crate) struct Entry {
-    // The name's tag, its fields inline so that `constant` fills the padding.
+    // The name's tag, its fields inline.
     head: u64,
     tail: u64,
     len: u32,
-    /// The answer for any checks, when it depends on none ([`constant_answer`]).
-    constant: Option<bool>,
+    /// The flag prepared for evaluating its answer: the answer itself when it depends on
+    /// nothing ([`Prepared::constant`]).
+    prepared: Prepared,
     pub(crate) item: Arc<Item>,
     pub(crate) version: Option<Version>,
 }
@@ -42,7 +41,7 @@ impl Entry {
             head: tag.head,
             tail: tag.tail,
             len: tag.len,
-            constant: constant_answer(&item),
+            prepared: Prepared::new(&item),
             item,
             version,
         }
@@ -51,7 +50,7 @@ impl Entry {
     /// The answer of a flag that depends on neither the checks nor the clock, if it is one.
     #[inline]
     fn constant(&self) -> Option<Evaluation> {
-        self.constant.map(|enabled| Evaluation {
+        self.prepared.constant().map(|enabled| Evaluation {
             enabled,
             reason: if enabled {
                 Reason::Enabled
@@ -81,7 +80,7 @@ impl Entry {
     /// static flag's check does not pay for the evaluator's stack frame.
     #[inline(always)]
     fn is_enabled<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
-        match self.constant {
+        match self.prepared.constant() {
             Some(answer) => answer,
             None => self.is_enabled_evaluated(checks, env),
         }
@@ -89,7 +88,7 @@ impl Entry {
 
     #[inline(never)]
     fn is_enabled_evaluated<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
-        is_enabled(&self.item, checks, env)
+        self.prepared.is_enabled(&self.item, checks, env)
     }
 
     fn name(&self) -> &str {
