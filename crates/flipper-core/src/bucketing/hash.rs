@@ -216,8 +216,7 @@ impl OneKeyHasher {
         let mut state = SHA1_INIT;
         let block = sha1::digest::generic_array::GenericArray::from_slice(&block);
         sha1::compress(&mut state, std::slice::from_ref(block));
-        let [a, b1, b0, c1, c0] = state.map(u64::from);
-        Some(mod_100(a, b1 << 32 | b0, c1 << 32 | c0))
+        Some(words_mod_100(state))
     }
 }
 
@@ -313,23 +312,24 @@ impl Block {
     }
 }
 
-/// The 160-bit big-endian digest `a·2^128 + b·2^64 + c`, mod 100, with three independent
-/// 64-bit remainders instead of 20 dependent byte steps (2^64 ≡ 16 and 2^128 ≡ 56 mod 100).
+/// The 160-bit big-endian digest mod 100.
 #[inline]
 fn digest_mod_100(d: &[u8; 20]) -> u8 {
-    let [a0, a1, a2, a3, rest @ ..] = *d;
-    let a = u64::from(u32::from_be_bytes([a0, a1, a2, a3]));
-    let (b, c) = rest.split_at(8);
-    let b = u64::from_be_bytes(b.try_into().unwrap_or_default());
-    let c = u64::from_be_bytes(c.try_into().unwrap_or_default());
-    mod_100(a, b, c)
+    let mut words = [0u32; 5];
+    for (word, bytes) in words.iter_mut().zip(d.chunks_exact(4)) {
+        *word = u32::from_be_bytes(bytes.try_into().unwrap_or_default());
+    }
+    words_mod_100(words)
 }
 
-/// `a·2^128 + b·2^64 + c` mod 100 (`a` below 2^32): the digest's three parts, whose
-/// remainders are independent.
+/// The digest as SHA-1's five big-endian 32-bit words `w0..w4`, mod 100. As 2^32, 2^64, 2^96
+/// and 2^128 are 96, 16, 36 and 56 mod 100, the digest is congruent to
+/// `56·w0 + 36·w1 + 16·w2 + 96·w3 + w4`, which fits in 64 bits: one remainder, after
+/// multiplications that run side by side, instead of a chain of them.
 #[inline]
-fn mod_100(a: u64, b: u64, c: u64) -> u8 {
-    (((a % 100) * 56 + (b % 100) * 16 + c % 100) % 100) as u8
+fn words_mod_100(words: [u32; 5]) -> u8 {
+    let [w0, w1, w2, w3, w4] = words.map(u64::from);
+    ((56 * w0 + 36 * w1 + 16 * w2 + 96 * w3 + w4) % 100) as u8
 }
 
 /// Buffers small writes on the stack and feeds SHA-1 in large chunks: the general writer's
