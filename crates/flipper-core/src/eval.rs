@@ -26,6 +26,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::bucketing::{Bucketer, OneKeyHasher, consistent_hash_bucket};
 use crate::checks::Checks;
@@ -356,9 +357,12 @@ impl<'a, E: Env + ?Sized> ContextEvaluator<'a, E> {
 ///
 /// * A flag switched off, or on with no condition and no bucketer: the answer, whatever the
 ///   checks ([`Prepared::constant`]).
-/// * A flag on with no condition and a consistent hash on one name with a fixed percentage: the
-///   buckets it lets in ([`Bucketer::buckets_let_in`]) and a [`OneKeyHasher`].
+/// * A flag on with no condition and a consistent hash on one name (one [`OneKeyHasher::new`]
+///   takes) with a fixed percentage whose comparison never raises: the buckets it lets in
+///   ([`Bucketer::buckets_let_in`]) and the hasher.
 /// * Any other flag: [`is_enabled`].
+///
+/// The item is not kept: [`Prepared::is_enabled`] must be given the item it was prepared from.
 ///
 /// ```
 /// use flipper_core::{Checks, Item, bucketing::{Bucketer, Percentage}};
@@ -379,8 +383,9 @@ pub struct Prepared(Shape);
 #[derive(Debug, Clone, PartialEq)]
 enum Shape {
     Constant(bool),
-    /// Boxed: most flags are constant, and the hasher holds a SHA-1 block.
-    OneKeyHash(Box<(OneKeyHasher, u128)>),
+    /// Shared: most flags are constant, the hasher holds a SHA-1 block, and sets of flags
+    /// are cloned whole on every change.
+    OneKeyHash(Arc<(OneKeyHasher, u128)>),
     General,
 }
 
@@ -400,7 +405,7 @@ impl Prepared {
                     match (key_whitelist.as_slice(), meta.bucketer.buckets_let_in()) {
                         ([name], Some(buckets)) => OneKeyHasher::new(name)
                             .map_or(Shape::General, |h| {
-                                Shape::OneKeyHash(Box::new((h, buckets)))
+                                Shape::OneKeyHash(Arc::new((h, buckets)))
                             }),
                         _ => Shape::General,
                     }

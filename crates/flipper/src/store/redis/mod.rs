@@ -91,7 +91,10 @@ const WATCH_CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// Writes through this store (and its clones) wait, at most 5 s, until the watch streams
 /// opened before them are subscribed, so a watcher sees every such write. A write that leaves
 /// a flag's bytes as they were is not reported. On a cluster, masters added after a watch
-/// subscribed are heard only after its next reconnection (polling sees them at once).
+/// subscribed are heard only after its next reconnection (polling sees them at once), and a
+/// watch also reconnects when a marker it published through a master (on a channel of its
+/// own: `flipper:barrier:TOKEN`, to order a read after the messages the read saw) is not back
+/// within 5 s.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,

@@ -11,7 +11,6 @@
 //! |---|---|
 //! | `P` followed by the stored bytes | the flag was written; these are its new bytes (exactly what `GET BASE_KEY/NAME` returns), its name is their `feature_name`, and its version their SHA-1 |
 //! | `D` followed by the flag's name (UTF-8) | the flag was deleted |
-//! | `M` followed by a token | a watcher's barrier on a cluster (see the watch module); other watchers ignore it |
 //!
 //! A watcher therefore needs no `GET` to report flipper's own writes. Other first bytes are
 //! reserved; a watcher that meets one (or an unreadable flag) reloads everything
@@ -24,8 +23,6 @@ use redis::Script;
 const PUT: u8 = b'P';
 /// The first byte of a delete message.
 const DELETE: u8 = b'D';
-/// The first byte of a barrier marker.
-const MARKER: u8 = b'M';
 
 /// `PUT(KEYS[1] = key; ARGV = mode, expected version, bytes, channel)`: writes if `mode`'s
 /// precondition holds and announces it. Returns 1 when written, 0 when the precondition failed.
@@ -108,14 +105,6 @@ pub(super) enum Notice<'a> {
     Put(&'a [u8]),
     /// A deleted flag's name.
     Delete(&'a str),
-    /// A watcher's barrier marker: the whole message, as [`marker`] made it.
-    Marker(&'a [u8]),
-}
-
-/// The barrier marker a watch session (`session`, drawn at random) publishes for its `n`th
-/// barrier.
-pub(super) fn marker(session: u64, n: u64) -> Vec<u8> {
-    format!("M{session:016x}:{n}").into_bytes()
 }
 
 /// Reads a change-channel message; `None` for one this version does not understand.
@@ -123,7 +112,6 @@ pub(super) fn decode(payload: &[u8]) -> Option<Notice<'_>> {
     match payload.split_first()? {
         (&PUT, bytes) => Some(Notice::Put(bytes)),
         (&DELETE, name) => std::str::from_utf8(name).ok().map(Notice::Delete),
-        (&MARKER, _) => Some(Notice::Marker(payload)),
         _ => None,
     }
 }
@@ -138,9 +126,6 @@ mod tests {
         assert_eq!(decode(b"Da/b"), Some(Notice::Delete("a/b")));
         assert_eq!(decode(b"D\xff"), None);
         assert_eq!(decode(b"X"), None);
-        let m = marker(0xfeed, 7);
-        assert_eq!(m, b"M000000000000feed:7");
-        assert_eq!(decode(&m), Some(Notice::Marker(&m)));
         assert_eq!(decode(b""), None);
         assert_eq!(channel("features"), "flipper:changes:features");
         // The scripts publish what `decode` reads.

@@ -27,9 +27,11 @@
 //! and a node may answer the read before it has passed those messages on; a `PING` to the
 //! channel's node can then come back first, and the watch would report the newest state and
 //! replay the older ones as their messages arrive (seen once in CI: own writes reported
-//! shifted by one). There the barrier is a marker published through every master: the bus
-//! carries each node's messages to another in order, so once every copy of the marker is back,
-//! so is every message published before the read.
+//! shifted by one). There the barrier is a marker published through every master on a channel
+//! of the session's own, subscribed on the change channel's connection: the bus carries each
+//! node's messages to another in order, whatever their channel, so once every master's marker
+//! is back, so is every message published before the read. (Masters added after the session
+//! opened are covered from its next reconnection, as their keyspace events are.)
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -173,11 +175,12 @@ struct Session {
     /// A cluster's masters, each of which publishes a marker for a barrier (empty on one
     /// server, where a `PING` is the barrier).
     masters: Vec<list::Node>,
-    /// This session's markers: its random token, and how many barriers it has raised.
-    token: u64,
+    /// The channel this session's markers travel on (subscribed on a cluster only).
+    barrier_channel: String,
+    /// How many barriers the session has raised: a marker is `BARRIER:MASTER` (numbers).
     barriers: u64,
-    /// The marker of the barrier being waited for, and how many of its copies came back.
-    awaited: Option<(Vec<u8>, usize)>,
+    /// Which masters' markers of the current barrier came back.
+    back: Vec<bool>,
 }
 
 impl Session {
@@ -223,6 +226,7 @@ impl Session {
             "__keyspace@{db}__:{}",
             list::key_pattern(store.config().base_key())
         );
+        let barrier_channel = format!("flipper:barrier:{:016x}", fastrand::u64(..));
         let mut sinks = Vec::new();
         let mut messages = SelectAll::new();
         for (i, client) in clients.iter().enumerate() {
@@ -238,6 +242,11 @@ impl Session {
                 timeout(store, sink.subscribe(&store.inner.channel))
                     .await?
                     .map_err(fail)?;
+                if !masters.is_empty() {
+                    timeout(store, sink.subscribe(&barrier_channel))
+                        .await?
+                        .map_err(fail)?;
+                }
             }
             if keyspace {
                 timeout(store, sink.psubscribe(&pattern))
@@ -258,9 +267,9 @@ impl Session {
             pending: VecDeque::new(),
             touched: HashSet::new(),
             masters,
-            token: fastrand::u64(..),
+            barrier_channel,
             barriers: 0,
-            awaited: None,
+            back: Vec::new(),
         };
         if let Foreign::Poll(_) = foreign {
             // The baseline: what the resync about to be sent makes watchers load (or older).
@@ -316,6 +325,10 @@ impl Session {
     }
 
     async fn on_message(&mut self, message: &Msg) -> Result<(), Stop> {
+        if message.get_channel_name() == self.barrier_channel {
+            self.marker_back(message.get_payload_bytes());
+            return Ok(());
+        }
         if message.from_pattern() {
             // `__keyspace@DB__:KEY`: another process's write, unless its message follows.
             let channel = message.get_channel::<Vec<u8>>().unwrap_or_default();
@@ -353,15 +366,6 @@ impl Session {
                     name: name.to_owned(),
                 })
                 .await
-            }
-            Some(Notice::Marker(marker)) => {
-                // Another session's markers, and late copies of an earlier one, are ignored.
-                if let Some((awaited, back)) = &mut self.awaited
-                    && awaited.as_slice() == marker
-                {
-                    *back += 1;
-                }
-                Ok(())
             }
             None => {
                 tracing::warn!(
@@ -441,23 +445,21 @@ impl Session {
         }
     }
 
-    /// A cluster's barrier: publishes a new marker through every master and handles messages
-    /// until every copy is back.
+    /// A cluster's barrier: publishes a marker through every master and handles messages
+    /// until each master's is back.
     async fn await_markers(&mut self) -> Result<(), Stop> {
         self.barriers += 1;
-        let marker = script::marker(self.token, self.barriers);
-        self.awaited = Some((marker.clone(), 0));
-        for node in self.masters.clone() {
+        self.back = vec![false; self.masters.len()];
+        for i in 0..self.masters.len() {
             let mut publish = redis::cmd("PUBLISH");
-            publish.arg(&self.store.inner.channel).arg(&marker);
-            let _: i64 = list::query_on(&self.store, &mut self.conn, publish, Some(&node)).await?;
+            publish
+                .arg(&self.barrier_channel)
+                .arg(format!("{}:{i}", self.barriers));
+            let node = Some(&self.masters[i]);
+            let _: i64 = list::query_on(&self.store, &mut self.conn, publish, node).await?;
         }
         let deadline = Instant::now() + IO_TIMEOUT;
-        while self
-            .awaited
-            .as_ref()
-            .is_some_and(|(_, back)| *back < self.masters.len())
-        {
+        while !self.back.iter().all(|&back| back) {
             match tokio::time::timeout_at(deadline, self.messages.next()).await {
                 Ok(Some(Some(message))) => self.on_message(&message).await?,
                 Ok(_) => return Err(self.failed("a pub/sub connection closed")),
@@ -468,8 +470,20 @@ impl Session {
                 }
             }
         }
-        self.awaited = None;
         Ok(())
+    }
+
+    /// Notes a marker that came back (one of an earlier barrier, sent again by a retry, is
+    /// ignored).
+    fn marker_back(&mut self, marker: &[u8]) {
+        let marker = std::str::from_utf8(marker).unwrap_or_default();
+        if let Some((barrier, master)) = marker.split_once(':')
+            && barrier.parse() == Ok(self.barriers)
+            && let Ok(master) = master.parse::<usize>()
+            && let Some(back) = self.back.get_mut(master)
+        {
+            *back = true;
+        }
     }
 
     /// Reads the flags whose keyspace events no change-channel message explained.
