@@ -12,7 +12,11 @@ use crate::json::{self, Output};
 /// whitelist is empty), and never `randomizer`.
 #[inline]
 fn is_hashed(name: &str, whitelist: &[String]) -> bool {
-    name != RANDOMIZER && (whitelist.is_empty() || whitelist.iter().any(|k| k == name))
+    name != RANDOMIZER
+        && (whitelist.is_empty()
+            || whitelist
+                .iter()
+                .any(|k| same_bytes(k.as_bytes(), name.as_bytes())))
 }
 
 /// Most evaluations carry a handful of checks: sort their indices on the stack.
@@ -110,11 +114,11 @@ pub fn consistent_hash_input(checks: &Checks, key_whitelist: &[String]) -> Vec<u
 /// The bucket (0..=99) of these checks: `int(sha1(hash_input).hexdigest(), 16) % 100`.
 pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     // One whitelisted name (the usual bucketer): at most one check is hashed, nothing to sort.
-    if let [key] = key_whitelist {
+    if let [_] = key_whitelist {
         let picked = checks
             .entries()
             .iter()
-            .find(|(n, _)| same_bytes(n.as_bytes(), key.as_bytes()) && n != RANDOMIZER);
+            .find(|(n, _)| is_hashed(n, key_whitelist));
         let mut block = Block::new();
         if block.write(picked.into_iter()).is_some() {
             return digest_mod_100(&block.digest());
@@ -135,9 +139,10 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
 
 /// The consistent hash of a bucketer that hashes one check (a `key_whitelist` of one name, the
 /// usual bucketer), prepared once for many evaluations: the name's key, and the start of the
-/// SHA-1 block (`[["name", `) already written. For a check whose value is a plain string or an
-/// integer and whose input fits in one block, a bucket is a copy of that block, the value, the
-/// padding and one compression; anything else goes to [`consistent_hash_bucket`].
+/// SHA-1 block (`[["name", `) already written. For a check whose value is a plain string, an
+/// `i64`, a boolean or null, and whose input fits in one block, a bucket is a copy of that
+/// block, the value, the padding and one compression; anything else goes to
+/// [`consistent_hash_bucket`].
 ///
 /// ```
 /// use flipper_core::{Checks, bucketing::{OneKeyHasher, consistent_hash_bucket}};
@@ -192,11 +197,7 @@ impl OneKeyHasher {
     #[inline]
     fn value_bucket(&self, value: &Value) -> Option<u8> {
         let mut digits = itoa::Buffer::new();
-        let (text, quoted): (&[u8], bool) = match value {
-            Value::Str(s) => (s.as_bytes(), true),
-            Value::Int(n) => (digits.format(n.as_i64()?).as_bytes(), false),
-            _ => return None,
-        };
+        let (text, quoted) = value_text(value, &mut digits)?;
         // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`.
         let at = self.whitelist[0].len() + 6;
         let (v, q) = (text.len(), usize::from(quoted));
@@ -213,11 +214,35 @@ impl OneKeyHasher {
         let close: &[u8; 4] = if quoted { b"\"]]\x80" } else { b"]]\x80\0" };
         block[at + q + v..at + q + v + 4].copy_from_slice(close);
         block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
-        let mut state = SHA1_INIT;
-        let block = sha1::digest::generic_array::GenericArray::from_slice(&block);
-        sha1::compress(&mut state, std::slice::from_ref(block));
-        Some(words_mod_100(state))
+        Some(words_mod_100(sha1_words(&block)))
     }
+}
+
+/// A hashed value's JSON text and whether it is quoted (a string, still to be checked for
+/// escapes), for the values the block writers take: strings, integers that fit in an `i64`,
+/// booleans and null.
+#[inline(always)]
+fn value_text<'v>(value: &'v Value, digits: &'v mut itoa::Buffer) -> Option<(&'v [u8], bool)> {
+    Some(match value {
+        Value::Str(s) => (s.as_bytes(), true),
+        Value::Int(n) => (digits.format(n.as_i64()?).as_bytes(), false),
+        Value::Bool(true) => (b"true", false),
+        Value::Bool(false) => (b"false", false),
+        Value::Null => (b"null", false),
+        Value::Float(_) | Value::List(_) | Value::Object(_) => return None,
+    })
+}
+
+/// SHA-1's state words after compressing `blocks` (whole, padded 64-byte blocks) from the
+/// initial state.
+#[inline]
+fn sha1_words(blocks: &[u8]) -> [u32; 5] {
+    let mut state = SHA1_INIT;
+    for block in blocks.chunks_exact(64) {
+        let block = sha1::digest::generic_array::GenericArray::from_slice(block);
+        sha1::compress(&mut state, std::slice::from_ref(block));
+    }
+    state
 }
 
 /// The longest hash input [`Block`] writes: room for the padding in two SHA-1 blocks, and for
@@ -250,13 +275,9 @@ impl Block {
             self.put(if i == 0 { b"[" } else { b", [" })?;
             self.put_str(name)?;
             self.put(b", ")?;
-            match value {
-                Value::Str(s) => self.put_str(s)?,
-                Value::Int(n) => self.put(itoa::Buffer::new().format(n.as_i64()?).as_bytes())?,
-                Value::Bool(true) => self.put(b"true")?,
-                Value::Bool(false) => self.put(b"false")?,
-                Value::Null => self.put(b"null")?,
-                Value::Float(_) | Value::List(_) | Value::Object(_) => return None,
+            match value_text(value, &mut itoa::Buffer::new())? {
+                (text, true) => self.put_str(text)?,
+                (text, false) => self.put(text)?,
             }
             self.put(b"]")?;
         }
@@ -277,12 +298,13 @@ impl Block {
     /// `"s"`, when `s` needs no escaping (checked in the string itself: reading back bytes
     /// just written would stall on store forwarding).
     #[inline(always)]
-    fn put_str(&mut self, s: &str) -> Option<()> {
-        if !json::is_plain(s.as_bytes()) {
+    fn put_str(&mut self, s: impl AsRef<[u8]>) -> Option<()> {
+        let s = s.as_ref();
+        if !json::is_plain(s) {
             return None;
         }
         self.put(b"\"")?;
-        self.put(s.as_bytes())?;
+        self.put(s)?;
         self.put(b"\"")
     }
 
@@ -299,13 +321,8 @@ impl Block {
         );
         self.buf[len] = 0x80;
         self.buf[end - 8..end].copy_from_slice(&(len as u64 * 8).to_be_bytes());
-        let mut state = SHA1_INIT;
-        for block in self.buf[..end].chunks_exact(64) {
-            let block = sha1::digest::generic_array::GenericArray::from_slice(block);
-            sha1::compress(&mut state, std::slice::from_ref(block));
-        }
         let mut digest = [0u8; 20];
-        for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        for (out, word) in digest.chunks_exact_mut(4).zip(sha1_words(&self.buf[..end])) {
             out.copy_from_slice(&word.to_be_bytes());
         }
         digest
