@@ -3,22 +3,21 @@
 //!
 //! Two tasks per stream: the *driver* owns the connection and reads every message at once (a
 //! listener that stops reading makes the server's notification queue grow for every session),
-//! handing notifications over through a bounded buffer; when the buffer is full they are
-//! dropped and the *follower* turns the loss into [`Change::Resync`]. The follower decodes
-//! notifications into changes and sends them to the stream, which may take its time.
+//! handing notifications over through a bounded buffer ([`inbox`](super::inbox)); when the
+//! buffer is full they are dropped and the *follower* turns the loss into one
+//! [`Change::Resync`]. The follower decodes notifications into changes and sends them to the
+//! stream, which may take its time.
 
 use std::future::poll_fn;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flipper_core::Item;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification, Socket};
 
+use super::inbox::{self, Outbox, Pushed, Received};
 use super::notify::{self, What};
 use super::ops::describe;
 use super::{PostgresStore, sql};
@@ -126,9 +125,8 @@ impl Follower {
             Ok(Err(e)) => return Stop::Failed(self.store.db_error(e)),
             Ok(Ok(pair)) => pair,
         };
-        let (notices, mut received) = mpsc::channel(NOTIFY_BUFFER);
-        let lost = Arc::new(AtomicBool::new(false));
-        let mut driver = Driver(tokio::spawn(drive(connection, notices, Arc::clone(&lost))));
+        let (notices, mut received) = inbox::inbox(NOTIFY_BUFFER);
+        let mut driver = Driver(tokio::spawn(drive(connection, notices)));
         let schema = match tokio::time::timeout(QUERY_TIMEOUT, self.listen(&client)).await {
             Err(_) => return Stop::Failed(self.store.backend("LISTEN timed out")),
             Ok(Err(e)) => return Stop::Failed(e),
@@ -152,21 +150,21 @@ impl Follower {
         heartbeat.tick().await;
         loop {
             tokio::select! {
-                next = received.recv() => {
-                    let Some(notification) = next else {
-                        return Stop::Failed(self.ended(&mut driver).await);
-                    };
-                    if lost.swap(false, Ordering::SeqCst) {
-                        tracing::warn!(
-                            store = %self.store,
-                            "the watcher fell behind; dropped changes and resyncing"
-                        );
-                        while received.try_recv().is_ok() {}
-                        if self.tx.send(Change::Resync).await.is_err() {
-                            return Stop::Closed;
+                next = received.next() => {
+                    let notification = match next {
+                        None => return Stop::Failed(self.ended(&mut driver).await),
+                        Some(Received::Message(notification)) => notification,
+                        Some(Received::Lost) => {
+                            tracing::warn!(
+                                store = %self.store,
+                                "the watcher fell behind; dropped changes and resyncing"
+                            );
+                            if self.tx.send(Change::Resync).await.is_err() {
+                                return Stop::Closed;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
+                    };
                     let change = match self.change(&notification, &schema).await {
                         Ok(Some(change)) => change,
                         Ok(None) => continue,
@@ -298,16 +296,15 @@ impl Follower {
 /// Reads the connection's messages until it ends, handing notifications to the follower.
 async fn drive(
     mut connection: Connection<Socket, NoTlsStream>,
-    notices: mpsc::Sender<Notification>,
-    lost: Arc<AtomicBool>,
+    mut notices: Outbox<Notification>,
 ) -> Result<(), tokio_postgres::Error> {
     loop {
         match poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(n))) => match notices.try_send(n) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => lost.store(true, Ordering::SeqCst),
-                Err(TrySendError::Closed(_)) => return Ok(()),
-            },
+            Some(Ok(AsyncMessage::Notification(n))) => {
+                if notices.push(n) == Pushed::Closed {
+                    return Ok(());
+                }
+            }
             Some(Ok(AsyncMessage::Notice(notice))) => {
                 tracing::debug!(%notice, "notice on the listening connection");
             }

@@ -2,6 +2,7 @@
 //! followed through `LISTEN` / `NOTIFY`.
 
 mod config;
+mod inbox;
 mod listen;
 mod notify;
 mod ops;
