@@ -1,9 +1,11 @@
 //! The consistent hash: `int(sha1(json.dumps(sorted(checks))).hexdigest(), 16) % 100`, with the
-//! hash input written straight into a stack buffer and the SHA-1 compression run on it.
+//! hash input written straight into SHA-1's block (a stack buffer, or for a prepared one-name
+//! hasher, words composed in registers) and the SHA-1 compression run on it.
 
 use sha1::{Digest, Sha1};
 
 use super::RANDOMIZER;
+use super::words::{self, Words, words_of};
 use crate::Value;
 use crate::checks::{Checks, name_key, same_bytes};
 use crate::json::{self, Output};
@@ -140,9 +142,9 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
 /// The consistent hash of a bucketer that hashes one check (a `key_whitelist` of one name, the
 /// usual bucketer), prepared once for many evaluations: the name's key, and the start of the
 /// SHA-1 block (`[["name", `) already written. For a check whose value is a plain string, an
-/// `i64`, a boolean or null, and whose input fits in one block, a bucket is a copy of that
-/// block, the value, the padding and one compression; anything else goes to
-/// [`consistent_hash_bucket`].
+/// `i64`, a boolean or null, and whose input fits in one block, a bucket is that block
+/// composed with the value and the padding (in registers, see `words.rs`) and one
+/// compression; anything else goes to [`consistent_hash_bucket`].
 ///
 /// ```
 /// use flipper_core::{Checks, bucketing::{OneKeyHasher, consistent_hash_bucket}};
@@ -154,8 +156,9 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
 pub struct OneKeyHasher {
     whitelist: [String; 1],
     key: u128,
-    /// `[["name", ` followed by zeros.
-    block: [u8; 64],
+    /// The block's start for an unquoted value, `[["name", `, and for a string, `[["name", "`,
+    /// followed by zeros.
+    templates: [Words; 2],
     /// The bucket when the checks lack the name (the input is `[]`).
     missing: u8,
 }
@@ -169,16 +172,16 @@ impl OneKeyHasher {
         if name == RANDOMIZER || n > 40 || !json::is_plain(name.as_bytes()) {
             return None;
         }
-        let mut block = [0u8; 64];
-        block[..3].copy_from_slice(b"[[\"");
-        block[3..3 + n].copy_from_slice(name.as_bytes());
-        block[3 + n..6 + n].copy_from_slice(b"\", ");
+        let bare = format!("[[\"{name}\", ");
         let whitelist = [name.to_owned()];
         Some(Self {
             missing: consistent_hash_bucket(&Checks::new(), &whitelist),
             key: name_key(name),
             whitelist,
-            block,
+            templates: [
+                words_of(bare.as_bytes()),
+                words_of(format!("{bare}\"").as_bytes()),
+            ],
         })
     }
 
@@ -198,23 +201,28 @@ impl OneKeyHasher {
     fn value_bucket(&self, value: &Value) -> Option<u8> {
         let mut digits = itoa::Buffer::new();
         let (text, quoted) = value_text(value, &mut digits)?;
-        // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`.
-        let at = self.whitelist[0].len() + 6;
-        let (v, q) = (text.len(), usize::from(quoted));
-        let len = at + v + 2 + 2 * q;
-        if len > 55 || (quoted && !json::is_plain(text)) {
+        // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`, then the padding's
+        // 0x80.
+        let (tail, tail_len): (&[u8; 8], usize) = if quoted {
+            (b"\"]]\x80\0\0\0\0", 4)
+        } else {
+            (b"]]\x80\0\0\0\0\0", 3)
+        };
+        let q = usize::from(quoted);
+        let start = self.whitelist[0].len() + 6 + q;
+        let len = start + text.len() + tail_len - 1;
+        let words = words::compose(
+            &self.templates[q],
+            text,
+            start,
+            u64::from_le_bytes(*tail),
+            tail_len,
+            len as u64 * 8,
+        )?;
+        if quoted && !json::is_plain(text) {
             return None;
         }
-        let mut block = self.block;
-        // The opening quote is stored, then overwritten by an unquoted text; the closing
-        // pieces end with the padding's 0x80 (and, unquoted, a zero the length overwrites or
-        // that was zero already).
-        block[at] = b'"';
-        copy_small(&mut block[at + q..at + q + v], text);
-        let close: &[u8; 4] = if quoted { b"\"]]\x80" } else { b"]]\x80\0" };
-        block[at + q + v..at + q + v + 4].copy_from_slice(close);
-        block[56..].copy_from_slice(&(len as u64 * 8).to_be_bytes());
-        Some(words_mod_100(sha1_words(&block)))
+        Some(words_mod_100(sha1_words(&words::block_bytes(&words))))
     }
 }
 
@@ -648,8 +656,14 @@ mod tests {
     fn one_key_hashers_bucket_as_the_general_path() {
         let long = "n".repeat(40);
         let names = [
+            // Name lengths 0 to 7 put the value at every offset modulo 8.
             "",
             "k",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdef",
             "user_id",
             "a_very_long_check_name_1",
             &long,

@@ -19,6 +19,7 @@ use crate::pyops::{self, CmpOp, TypeError};
 use crate::{Object, Value};
 
 mod hash;
+mod words;
 pub use hash::{OneKeyHasher, consistent_hash_bucket, consistent_hash_input};
 
 /// The kwarg flipper-client's bucketers take as their random source: never hashed, and for the
