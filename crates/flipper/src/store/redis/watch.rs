@@ -450,14 +450,17 @@ impl Session {
     async fn await_markers(&mut self) -> Result<(), Stop> {
         self.barriers += 1;
         self.back = vec![false; self.masters.len()];
-        for i in 0..self.masters.len() {
+        // One round trip for all the masters: the markers go out side by side, each on its
+        // own handle of the multiplexed connection.
+        let publishes = self.masters.iter().enumerate().map(|(i, node)| {
             let mut publish = redis::cmd("PUBLISH");
             publish
                 .arg(&self.barrier_channel)
                 .arg(format!("{}:{i}", self.barriers));
-            let node = Some(&self.masters[i]);
-            let _: i64 = list::query_on(&self.store, &mut self.conn, publish, node).await?;
-        }
+            let (store, mut conn) = (&self.store, self.conn.clone());
+            async move { list::query_on::<i64>(store, &mut conn, publish, Some(node)).await }
+        });
+        futures_util::future::try_join_all(publishes).await?;
         let deadline = Instant::now() + IO_TIMEOUT;
         while !self.back.iter().all(|&back| back) {
             match tokio::time::timeout_at(deadline, self.messages.next()).await {
