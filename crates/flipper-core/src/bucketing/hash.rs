@@ -199,25 +199,39 @@ impl OneKeyHasher {
     /// The bucket of `[["name", value]]` when the value is one the block takes.
     #[inline]
     fn value_bucket(&self, value: &Value) -> Option<u8> {
-        let mut digits = itoa::Buffer::new();
-        let (text, quoted) = value_text(value, &mut digits)?;
         // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`, then the padding's
         // 0x80.
-        let (tail, tail_len): (&[u8; 8], usize) = if quoted {
-            (b"\"]]\x80\0\0\0\0", 4)
-        } else {
-            (b"]]\x80\0\0\0\0\0", 3)
+        const QUOTED: (u64, usize) = (u64::from_le_bytes(*b"\"]]\x80\0\0\0\0"), 4);
+        const BARE: (u64, usize) = (u64::from_le_bytes(*b"]]\x80\0\0\0\0\0"), 3);
+        let at = self.whitelist[0].len() + 6;
+        let bits = |text_len: usize, (_, tail_len): (u64, usize), quoted: usize| {
+            (at + quoted + text_len + tail_len - 1) as u64 * 8
         };
-        let q = usize::from(quoted);
-        let start = self.whitelist[0].len() + 6 + q;
-        let len = start + text.len() + tail_len - 1;
+        // A small integer's digits, in registers.
+        if let Value::Int(n) = value
+            && let Some((digits, len)) = n.as_i64().and_then(words::int_text)
+        {
+            let words = words::compose_word(
+                &self.templates[0],
+                digits,
+                len,
+                at,
+                BARE.0,
+                BARE.1,
+                bits(len, BARE, 0),
+            )?;
+            return Some(words_mod_100(sha1_words(&words::block_bytes(&words))));
+        }
+        let mut digits = itoa::Buffer::new();
+        let (text, quoted) = value_text(value, &mut digits)?;
+        let (q, tail) = if quoted { (1, QUOTED) } else { (0, BARE) };
         let words = words::compose(
             &self.templates[q],
             text,
-            start,
-            u64::from_le_bytes(*tail),
-            tail_len,
-            len as u64 * 8,
+            at + q,
+            tail.0,
+            tail.1,
+            bits(text.len(), tail, q),
         )?;
         if quoted && !json::is_plain(text) {
             return None;
@@ -672,7 +686,22 @@ mod tests {
             "é",
         ];
         let mut values: Vec<Value> = (0..60).map(|n| Value::from("v".repeat(n))).collect();
-        values.extend([-1, 0, 7, i64::MAX, i64::MIN].map(Value::from));
+        // Integers of up to 8 characters are written in registers, longer ones in memory.
+        values.extend(
+            [
+                -1,
+                0,
+                7,
+                -9_999_999,
+                -10_000_000,
+                12_345_678,
+                99_999_999,
+                100_000_000,
+                i64::MAX,
+                i64::MIN,
+            ]
+            .map(Value::from),
+        );
         values.push(crate::json::parse("123456789012345678901234567890").unwrap());
         values.extend([
             Value::Bool(true),
