@@ -5,7 +5,7 @@
 use sha1::{Digest, Sha1};
 
 use super::RANDOMIZER;
-use super::words::{self, Words, words_of};
+use super::words::{self, Tail, Words, words_of};
 use crate::Value;
 use crate::checks::{Checks, name_key, same_bytes};
 use crate::json::{self, Output};
@@ -199,40 +199,21 @@ impl OneKeyHasher {
     /// The bucket of `[["name", value]]` when the value is one the block takes.
     #[inline]
     fn value_bucket(&self, value: &Value) -> Option<u8> {
-        // `[["name", ` (n + 6 bytes), the text, quoted or not, then `]]`, then the padding's
-        // 0x80.
-        const QUOTED: (u64, usize) = (u64::from_le_bytes(*b"\"]]\x80\0\0\0\0"), 4);
-        const BARE: (u64, usize) = (u64::from_le_bytes(*b"]]\x80\0\0\0\0\0"), 3);
+        // `[["name", ` (n + 6 bytes), then the text, quoted or not, then `]]`.
+        const QUOTED: Tail = Tail::new(b"\"]]");
+        const BARE: Tail = Tail::new(b"]]");
         let at = self.whitelist[0].len() + 6;
-        let bits = |text_len: usize, (_, tail_len): (u64, usize), quoted: usize| {
-            (at + quoted + text_len + tail_len - 1) as u64 * 8
-        };
         // A small integer's digits, in registers.
         if let Value::Int(n) = value
             && let Some((digits, len)) = n.as_i64().and_then(words::int_text)
         {
-            let words = words::compose_word(
-                &self.templates[0],
-                digits,
-                len,
-                at,
-                BARE.0,
-                BARE.1,
-                bits(len, BARE, 0),
-            )?;
+            let words = words::compose_word(&self.templates[0], digits, len, at, BARE)?;
             return Some(words_mod_100(sha1_words(&words::block_bytes(&words))));
         }
         let mut digits = itoa::Buffer::new();
         let (text, quoted) = value_text(value, &mut digits)?;
         let (q, tail) = if quoted { (1, QUOTED) } else { (0, BARE) };
-        let words = words::compose(
-            &self.templates[q],
-            text,
-            at + q,
-            tail.0,
-            tail.1,
-            bits(text.len(), tail, q),
-        )?;
+        let words = words::compose(&self.templates[q], text, at + q, tail)?;
         if quoted && !json::is_plain(text) {
             return None;
         }

@@ -24,35 +24,43 @@ pub(super) fn words_of(bytes: &[u8]) -> Words {
     std::array::from_fn(|k| u64::from_le_bytes(lanes[k]))
 }
 
-/// The block `template` with `text` from byte `start`, the `tail` (`tail_len` bytes, at most
-/// 8, as a little-endian word, zero above them) right after it, and the message length
-/// `bit_len` in its last eight bytes, big-endian, as SHA-1's padding puts it. The template's
-/// bytes where the text and the tail go must be zero. `None` when they do not end before
-/// byte 56.
+/// What follows the text in the block: the end of the message and, last, the padding's 0x80
+/// (at most 8 bytes in all).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Tail {
+    /// The bytes, little-endian, zero above them.
+    word: u64,
+    len: usize,
+}
+
+impl Tail {
+    /// `end` (at most 7 bytes) followed by the padding's 0x80.
+    pub(super) const fn new(end: &[u8]) -> Self {
+        let mut bytes = [0u8; 8];
+        let mut i = 0;
+        while i < end.len() && i < 7 {
+            bytes[i] = end[i];
+            i += 1;
+        }
+        bytes[i] = 0x80;
+        Self {
+            word: u64::from_le_bytes(bytes),
+            len: i + 1,
+        }
+    }
+}
+
+/// The block `template` with `text` from byte `start`, the `tail` right after it, and the
+/// message's length in bits (everything before the tail's 0x80) in its last eight bytes,
+/// big-endian, as SHA-1's padding puts it. The template's bytes where the text and the tail
+/// go must be zero. `None` when they do not end before byte 56.
 #[inline(always)]
-pub(super) fn compose(
-    template: &Words,
-    text: &[u8],
-    start: usize,
-    tail: u64,
-    tail_len: usize,
-    bit_len: u64,
-) -> Option<Words> {
+pub(super) fn compose(template: &Words, text: &[u8], start: usize, tail: Tail) -> Option<Words> {
     let v = text.len();
     if v >= 8 {
-        fill(template, start, v, tail, tail_len, bit_len, |o| {
-            long_window(text, o)
-        })
+        fill(template, start, v, tail, |o| long_window(text, o))
     } else {
-        compose_word(
-            template,
-            short_word(text),
-            v,
-            start,
-            tail,
-            tail_len,
-            bit_len,
-        )
+        compose_word(template, short_word(text), v, start, tail)
     }
 }
 
@@ -65,13 +73,9 @@ pub(super) fn compose_word(
     text: u64,
     len: usize,
     start: usize,
-    tail: u64,
-    tail_len: usize,
-    bit_len: u64,
+    tail: Tail,
 ) -> Option<Words> {
-    fill(template, start, len.min(8), tail, tail_len, bit_len, |o| {
-        short_window(text, o)
-    })
+    fill(template, start, len.min(8), tail, |o| short_window(text, o))
 }
 
 /// [`compose`] with the text's window at each word's offset from `text_window`.
@@ -80,12 +84,11 @@ fn fill(
     template: &Words,
     start: usize,
     text_len: usize,
-    tail: u64,
-    tail_len: usize,
-    bit_len: u64,
+    tail: Tail,
     text_window: impl Fn(isize) -> u64,
 ) -> Option<Words> {
-    if start + text_len + tail_len.min(8) > 56 {
+    let end = start + text_len + tail.len;
+    if end > 56 {
         return None;
     }
     // Offsets are below 64: the casts are exact.
@@ -94,9 +97,10 @@ fn fill(
     // A constant trip count (unrolled), so that the words stay in registers.
     for (k, word) in words[..7].iter_mut().enumerate() {
         let o = 8 * k as isize - start;
-        *word |= text_window(o) | short_window(tail, o - v);
+        *word |= text_window(o) | short_window(tail.word, o - v);
     }
-    words[7] = u64::from_le_bytes(bit_len.to_be_bytes());
+    let bits = (end - 1) as u64 * 8;
+    words[7] = u64::from_le_bytes(bits.to_be_bytes());
     Some(words)
 }
 
@@ -222,42 +226,35 @@ mod tests {
     use super::*;
 
     /// The same block written byte by byte.
-    fn by_bytes(template: &[u8], text: &[u8], start: usize, tail: &[u8], bit_len: u64) -> [u8; 64] {
+    fn by_bytes(template: &[u8], text: &[u8], start: usize, end: &[u8]) -> [u8; 64] {
         let mut block = [0u8; 64];
         block[..template.len()].copy_from_slice(template);
-        block[start..start + text.len()].copy_from_slice(text);
-        let end = start + text.len();
-        block[end..end + tail.len()].copy_from_slice(tail);
-        block[56..].copy_from_slice(&bit_len.to_be_bytes());
+        let mut at = start;
+        for piece in [text, end, b"\x80"] {
+            block[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+        }
+        block[56..].copy_from_slice(&((at - 1) as u64 * 8).to_be_bytes());
         block
     }
 
     #[test]
     fn composes_every_text_length_at_every_offset() {
         let text: Vec<u8> = (1..=56).collect();
-        let tails: [&[u8]; 4] = [b"", b"]", b"\"]]\x80", b"12345678"];
+        let ends: [&[u8]; 4] = [b"", b"]", b"\"]]", b"1234567"];
         for start in 0..56 {
             let template: Vec<u8> = (0..start).map(|i| 0xA0 | (i as u8 & 0x0F)).collect();
             let words = words_of(&template);
             for v in 0..=56 {
-                for tail in tails {
-                    let mut tail_word = [0u8; 8];
-                    tail_word[..tail.len()].copy_from_slice(tail);
-                    let got = compose(
-                        &words,
-                        &text[..v],
-                        start,
-                        u64::from_le_bytes(tail_word),
-                        tail.len(),
-                        (start + v) as u64 * 8,
-                    );
-                    if start + v + tail.len() > 56 {
-                        assert_eq!(got, None, "start {start}, length {v}, tail {tail:?}");
+                for end in ends {
+                    let got = compose(&words, &text[..v], start, Tail::new(end));
+                    if start + v + end.len() + 1 > 56 {
+                        assert_eq!(got, None, "start {start}, length {v}, end {end:?}");
                         continue;
                     }
                     let got = block_bytes(&got.expect("fits"));
-                    let want = by_bytes(&template, &text[..v], start, tail, (start + v) as u64 * 8);
-                    assert_eq!(got, want, "start {start}, length {v}, tail {tail:?}");
+                    let want = by_bytes(&template, &text[..v], start, end);
+                    assert_eq!(got, want, "start {start}, length {v}, end {end:?}");
                 }
             }
         }
@@ -305,8 +302,8 @@ mod tests {
             };
             for start in [8, 9, 13, 40, 47] {
                 assert_eq!(
-                    compose_word(&template, word, len, start, 0x80_5d5d, 3, 0),
-                    compose(&template, bytes.as_bytes(), start, 0x80_5d5d, 3, 0),
+                    compose_word(&template, word, len, start, Tail::new(b"]]")),
+                    compose(&template, bytes.as_bytes(), start, Tail::new(b"]]")),
                     "{n} at {start}"
                 );
             }
