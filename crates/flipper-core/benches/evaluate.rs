@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use flipper_core::bucketing::OneKeyHasher;
 use flipper_core::eval::FixedEnv;
 use flipper_core::{Checks, Item, Value, json};
 
@@ -75,6 +76,28 @@ fn bench(c: &mut Criterion) {
             state
         });
     });
+    // The prepared one-name consistent hash live flags use, over 1,024 ids rotated one per
+    // call (strings `user-N`, then integers): compare with `sha1_block_floor`.
+    let strings: Vec<Checks> = (0..1024)
+        .map(|i| Checks::new().with("user_id", format!("user-{i}")))
+        .collect();
+    let ints: Vec<Checks> = (0..1024_i64)
+        .map(|i| Checks::new().with("user_id", i * 7919))
+        .collect();
+    let hasher = OneKeyHasher::new("user_id").expect("a plain name");
+    for (name, contexts) in [
+        ("one_key_hash_strings", &strings),
+        ("one_key_hash_ints", &ints),
+    ] {
+        group.bench_function(name, |b| {
+            let (hasher, contexts) = (black_box(&hasher), black_box(contexts));
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % contexts.len();
+                hasher.bucket(&contexts[i])
+            });
+        });
+    }
     group.finish();
 }
 
