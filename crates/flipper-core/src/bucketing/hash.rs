@@ -203,20 +203,22 @@ impl OneKeyHasher {
         const QUOTED: Tail = Tail::new(b"\"]]");
         const BARE: Tail = Tail::new(b"]]");
         let at = self.whitelist[0].len() + 6;
-        // A small integer's digits, in registers.
-        if let Value::Int(n) = value
-            && let Some((digits, len)) = n.as_i64().and_then(words::int_text)
-        {
-            let words = words::compose_word(&self.templates[0], digits, len, at, BARE)?;
-            return Some(words_mod_100(sha1_words(&words::block_bytes(&words))));
-        }
         let mut digits = itoa::Buffer::new();
-        let (text, quoted) = value_text(value, &mut digits)?;
-        let (q, tail) = if quoted { (1, QUOTED) } else { (0, BARE) };
-        let words = words::compose(&self.templates[q], text, at + q, tail)?;
-        if quoted && !json::is_plain(text) {
-            return None;
-        }
+        let words = match value {
+            // A small integer's digits, in registers.
+            Value::Int(n) if let Some((word, len)) = n.as_i64().and_then(words::int_text) => {
+                words::compose_word(&self.templates[0], word, len, at, BARE)?
+            }
+            _ => {
+                let (text, quoted) = value_text(value, &mut digits)?;
+                let (q, tail) = if quoted { (1, QUOTED) } else { (0, BARE) };
+                let words = words::compose(&self.templates[q], text, at + q, tail)?;
+                if quoted && !json::is_plain(text) {
+                    return None;
+                }
+                words
+            }
+        };
         Some(words_mod_100(sha1_words(&words::block_bytes(&words))))
     }
 }
