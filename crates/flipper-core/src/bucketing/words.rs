@@ -54,13 +54,15 @@ impl Tail {
 /// message's length in bits (everything before the tail's 0x80) in its last eight bytes,
 /// big-endian, as SHA-1's padding puts it. The template's bytes where the text and the tail
 /// go must be zero. `None` when they do not end before byte 56.
+///
+/// A text that fits in a [`Piece`] with its tail (up to 16 bytes: ids, plans, small numbers)
+/// is ORed in whole; a longer one word by word, from the windows of the text and the tail
+/// that fall in each.
 #[inline(always)]
 pub(super) fn compose(template: &Words, text: &[u8], start: usize, tail: Tail) -> Option<Words> {
-    let v = text.len();
-    if v >= 8 {
-        fill(template, start, v, tail, |o| long_window(text, o))
-    } else {
-        compose_word(template, short_word(text), v, start, tail)
+    match Piece::of_text(text, tail) {
+        Some(piece) => piece.compose(template, start),
+        None => fill(template, start, text.len(), tail, |o| long_window(text, o)),
     }
 }
 
@@ -75,7 +77,105 @@ pub(super) fn compose_word(
     start: usize,
     tail: Tail,
 ) -> Option<Words> {
-    fill(template, start, len.min(8), tail, |o| short_window(text, o))
+    Piece::of_word(text, len.min(8), tail).compose(template, start)
+}
+
+/// A text and its tail of at most 16 bytes in all, as one little-endian 128-bit number (zero
+/// above its bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Piece {
+    bytes: u128,
+    len: usize,
+}
+
+impl Piece {
+    /// `text` then `tail`, when they take at most 16 bytes.
+    #[inline(always)]
+    fn of_text(text: &[u8], tail: Tail) -> Option<Self> {
+        let v = text.len();
+        if v + tail.len > 16 {
+            return None;
+        }
+        let word = |at: usize| {
+            text.get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, |b| u128::from(u64::from_le_bytes(b)))
+        };
+        // From 8 bytes on, two loads that may overlap: where they do, they hold the same
+        // bytes, so ORing them is exact.
+        let bytes = match v.checked_sub(8) {
+            Some(rest) => word(0) | word(rest) << (8 * rest),
+            None => u128::from(short_word(text)),
+        };
+        Some(Self::with_tail(bytes, v, tail))
+    }
+
+    /// A text of `len` (at most 8) bytes given as a word, then `tail`.
+    #[inline(always)]
+    fn of_word(text: u64, len: usize, tail: Tail) -> Self {
+        Self::with_tail(u128::from(text), len, tail)
+    }
+
+    /// `text` (`len` bytes, at most 15, zero above them) then `tail`; the caller has checked
+    /// that they take at most 16 bytes.
+    #[inline(always)]
+    fn with_tail(text: u128, len: usize, tail: Tail) -> Self {
+        Self {
+            bytes: text | u128::from(tail.word) << (8 * len),
+            len: len + tail.len,
+        }
+    }
+
+    /// The block `template` with this piece from byte `start` and the bit length: the piece
+    /// falls in at most three words, the first of which is `start / 8`. (One arm per first
+    /// word, each with fixed positions, so that the words stay in registers; which arm a
+    /// prepared hasher takes depends on the value's kind only, and is predicted.)
+    #[inline(always)]
+    fn compose(self, template: &Words, start: usize) -> Option<Words> {
+        let end = start + self.len;
+        if end > 56 {
+            return None;
+        }
+        let shift = 8 * (start % 8) as u32;
+        let low = self.bytes << shift;
+        // The bytes shifted past the low 128 bits (none for a shift of 0: two steps, so that
+        // no step shifts by 128).
+        let high = (self.bytes >> 1 >> (127 - shift)) as u64;
+        let mut words = *template;
+        // `start` is at most 55 (the piece is not empty and ends by 56).
+        match start / 8 {
+            0 => place::<0>(&mut words, low, high),
+            1 => place::<1>(&mut words, low, high),
+            2 => place::<2>(&mut words, low, high),
+            3 => place::<3>(&mut words, low, high),
+            4 => place::<4>(&mut words, low, high),
+            5 => place::<5>(&mut words, low, high),
+            _ => place::<6>(&mut words, low, high),
+        }
+        words[7] = bit_length(end);
+        Some(words)
+    }
+}
+
+/// ORs the three words `low` (two) and `high` into `words` from word `I`; what falls past word
+/// 7 is zero.
+#[inline(always)]
+fn place<const I: usize>(words: &mut Words, low: u128, high: u64) {
+    // `as` keeps the low 64 bits: one word each.
+    for (word, part) in words[I..]
+        .iter_mut()
+        .zip([low as u64, (low >> 64) as u64, high])
+    {
+        *word |= part;
+    }
+}
+
+/// The last word of a block whose message ends with its padding's 0x80 at byte `end - 1`: the
+/// message's length in bits, big-endian.
+#[inline(always)]
+fn bit_length(end: usize) -> u64 {
+    let bits = (end - 1) as u64 * 8;
+    u64::from_le_bytes(bits.to_be_bytes())
 }
 
 /// [`compose`] with the text's window at each word's offset from `text_window`.
@@ -99,8 +199,7 @@ fn fill(
         let o = 8 * k as isize - start;
         *word |= text_window(o) | short_window(tail.word, o - v);
     }
-    let bits = (end - 1) as u64 * 8;
-    words[7] = u64::from_le_bytes(bits.to_be_bytes());
+    words[7] = bit_length(end);
     Some(words)
 }
 
