@@ -110,12 +110,21 @@ impl Checks {
     /// which sit side by side (names are read only when longer than [`KEY_EXACT_LEN`]).
     #[inline]
     pub(crate) fn get_keyed(&self, key: u128, name: &str) -> Option<&Value> {
-        let exact = name.len() <= KEY_EXACT_LEN;
-        self.keys
-            .iter()
-            .zip(&self.entries)
-            .find(|(k, (n, _))| **k == key && (exact || n == name))
-            .map(|(_, (_, v))| v)
+        if name.len() > KEY_EXACT_LEN {
+            return self.get_keyed_long(key, name);
+        }
+        // The key is the name: the first equal key is the variable.
+        let at = self.keys.iter().position(|k| *k == key)?;
+        self.entries.get(at).map(|(_, v)| v)
+    }
+
+    /// [`Checks::get_keyed`] for a name longer than [`KEY_EXACT_LEN`], which its key does not
+    /// fully determine.
+    #[inline(never)]
+    fn get_keyed_long(&self, key: u128, name: &str) -> Option<&Value> {
+        self.keyed()
+            .find(|&(k, n, _)| k == key && n == name)
+            .map(|(_, _, v)| v)
     }
 
     /// The entries with their [`name_key`]s.

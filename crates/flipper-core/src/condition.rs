@@ -129,9 +129,9 @@ impl Operator {
     }
 
     /// For a comparison operator, which outcomes satisfy it, one bit each for less, equal,
-    /// greater and unordered (NaN); `None` for membership.
+    /// greater and unordered (NaN), as [`outcome_bit`] numbers them; `None` for membership.
     #[inline(always)]
-    fn outcomes(self) -> Option<u8> {
+    pub(crate) fn outcomes(self) -> Option<u8> {
         Some(match self {
             Self::Eq => 0b0010,
             Self::Ne => 0b1101,
@@ -165,7 +165,7 @@ impl fmt::Display for Operator {
 
 /// The bit of an ordering in [`Operator::outcomes`].
 #[inline(always)]
-fn outcome_bit(ord: Option<Ordering>) -> u8 {
+pub(crate) fn outcome_bit(ord: Option<Ordering>) -> u8 {
     match ord {
         Some(Ordering::Less) => 0,
         Some(Ordering::Equal) => 1,
@@ -392,6 +392,13 @@ impl Condition {
     /// (see [`Check::round_trips`]), if any.
     pub fn first_unstorable_check(&self) -> Option<Check> {
         self.checks().find(|c| !c.round_trips())
+    }
+
+    /// The checks as (name key, variable, operator, stored value), for preparing them.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u128, &str, Operator, &Value)> {
+        self.entries
+            .iter()
+            .map(|e| (e.key, e.variable.as_str(), e.operator, &e.value))
     }
 
     /// Evaluates the condition as `Condition.check(**checks)`: for each supplied variable in

@@ -5,7 +5,7 @@ use flipper_core::bucketing::{
     Bucketer, Percentage, consistent_hash_bucket, consistent_hash_input,
 };
 use flipper_core::condition::parse_check_key;
-use flipper_core::eval::{FixedEnv, Reason, evaluate_or_default};
+use flipper_core::eval::{FixedEnv, Prepared, Reason, evaluate_or_default};
 use flipper_core::{Checks, Item, Value, json};
 
 fn lines(file: &str) -> Vec<serde_json::Value> {
@@ -105,12 +105,18 @@ fn evaluation() {
         let checks = checks_of(line);
         let default = line["default"].as_bool().unwrap();
         let got = evaluate_or_default(item.as_ref(), &checks, default, &ENV);
-        // The answer alone comes out of the same algorithm.
+        // The answer alone comes out of the same algorithm, prepared or not.
         if let Some(item) = &item {
             assert_eq!(
                 item.is_enabled(&checks, &ENV),
                 got.enabled,
                 "line {}",
+                i + 1
+            );
+            assert_eq!(
+                Prepared::new(item).is_enabled(item, &checks, &ENV),
+                got.enabled,
+                "line {}, prepared",
                 i + 1
             );
         }

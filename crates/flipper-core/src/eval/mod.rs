@@ -26,9 +26,11 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 
-use crate::bucketing::{Bucketer, OneKeyHasher, consistent_hash_bucket};
+mod prepared;
+pub use prepared::Prepared;
+
+use crate::bucketing::consistent_hash_bucket;
 use crate::checks::Checks;
 use crate::item::Item;
 use crate::pyops::TypeError;
@@ -349,94 +351,6 @@ impl<'a, E: Env + ?Sized> ContextEvaluator<'a, E> {
             }
             bucket
         })
-    }
-}
-
-/// A flag prepared for many evaluations of its answer (live flags keep one per flag): what of
-/// [`is_enabled`]'s work depends on the flag alone is done once.
-///
-/// * A flag switched off, or on with no condition and no bucketer: the answer, whatever the
-///   checks ([`Prepared::constant`]).
-/// * A flag on with no condition and a consistent hash on one name (one [`OneKeyHasher::new`]
-///   takes) with a fixed percentage whose comparison never raises: the buckets it lets in
-///   ([`Bucketer::buckets_let_in`]) and the hasher.
-/// * Any other flag: [`is_enabled`].
-///
-/// The item is not kept: [`Prepared::is_enabled`] must be given the item it was prepared from.
-///
-/// ```
-/// use flipper_core::{Checks, Item, bucketing::{Bucketer, Percentage}};
-/// use flipper_core::eval::{FixedEnv, Prepared, is_enabled};
-/// let env = FixedEnv { now: 0.0, random: 0.5 };
-/// let mut item = Item::new("half", true, 1);
-/// item.meta.bucketer = Bucketer::consistent_hash(Percentage::fixed(0.5), ["user_id"]);
-/// let prepared = Prepared::new(&item);
-/// for id in 0..100 {
-///     let checks = Checks::new().with("user_id", id);
-///     assert_eq!(prepared.is_enabled(&item, &checks, &env), is_enabled(&item, &checks, &env));
-/// }
-/// assert_eq!(Prepared::new(&Item::new("on", true, 1)).constant(), Some(true));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prepared(Shape);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Shape {
-    Constant(bool),
-    /// Shared: most flags are constant, the hasher holds a SHA-1 block, and sets of flags
-    /// are cloned whole on every change.
-    OneKeyHash(Arc<(OneKeyHasher, u128)>),
-    General,
-}
-
-impl Prepared {
-    /// Prepares `item`.
-    pub fn new(item: &Item) -> Self {
-        let meta = &item.meta;
-        Self(if !item.switched_on() {
-            Shape::Constant(false)
-        } else if !meta.conditions.is_empty() {
-            Shape::General
-        } else if meta.bucketer.is_noop() {
-            Shape::Constant(true)
-        } else {
-            match &meta.bucketer {
-                Bucketer::ConsistentHash { key_whitelist, .. } => {
-                    match (key_whitelist.as_slice(), meta.bucketer.buckets_let_in()) {
-                        ([name], Some(buckets)) => OneKeyHasher::new(name)
-                            .map_or(Shape::General, |h| {
-                                Shape::OneKeyHash(Arc::new((h, buckets)))
-                            }),
-                        _ => Shape::General,
-                    }
-                }
-                _ => Shape::General,
-            }
-        })
-    }
-
-    /// The answer when it depends on neither the checks nor the [`Env`]: `false`
-    /// ([`Reason::Disabled`]) for a flag switched off, `true` ([`Reason::Enabled`]) for one
-    /// switched on with no condition and no bucketer; `None` for any other flag.
-    #[inline(always)]
-    pub fn constant(&self) -> Option<bool> {
-        match self.0 {
-            Shape::Constant(answer) => Some(answer),
-            _ => None,
-        }
-    }
-
-    /// [`is_enabled`]`(item, checks, env)`, for the `item` this was prepared from.
-    #[inline]
-    pub fn is_enabled<E: Env + ?Sized>(&self, item: &Item, checks: &Checks, env: &E) -> bool {
-        match &self.0 {
-            Shape::Constant(answer) => *answer,
-            Shape::OneKeyHash(hash) => {
-                let (hasher, buckets) = &**hash;
-                buckets >> hasher.bucket(checks) & 1 == 1
-            }
-            Shape::General => is_enabled(item, checks, env),
-        }
     }
 }
 
