@@ -34,9 +34,9 @@ def criterion(target, group, name):
     return typical, best
 
 
-def python(fn):
+def python(fn, repeats=REPEATS):
     """(typical, best) ns per call of `fn`."""
     timer = timeit.Timer(fn)
     n, _ = timer.autorange()
-    runs = [t / n * 1e9 for t in timer.repeat(repeat=REPEATS, number=n)]
+    runs = [t / n * 1e9 for t in timer.repeat(repeat=repeats, number=n)]
     return statistics.median(runs), min(runs)
