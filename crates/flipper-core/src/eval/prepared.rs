@@ -49,14 +49,20 @@ use crate::value::Value;
 pub struct Prepared(Shape);
 
 /// Shared (`Arc`) where a shape holds more than a word: most flags are constant, and sets of
-/// flags are cloned whole on every change.
+/// flags are cloned whole on every change. Every `Arc` is a thin pointer, so that a prepared
+/// flag takes two words (live flags hold one per flag; a wide pointer would add a word to each
+/// flag held, conditions or not).
 #[derive(Debug, Clone, PartialEq)]
 enum Shape {
     Constant(bool),
     OneKeyHash(Arc<(OneKeyHasher, u128)>),
-    Conditions(Arc<[PreparedCheck]>),
+    Conditions(Arc<ConditionChecks>),
     General,
 }
+
+/// A flag's condition checks, flat.
+#[derive(Debug, PartialEq)]
+struct ConditionChecks(Box<[PreparedCheck]>);
 
 impl Prepared {
     /// Prepares `item`.
@@ -65,13 +71,13 @@ impl Prepared {
         Self(if !item.switched_on() {
             Shape::Constant(false)
         } else if !meta.conditions.is_empty() {
-            Shape::Conditions(
+            Shape::Conditions(Arc::new(ConditionChecks(
                 meta.conditions
                     .iter()
                     .flat_map(|c| c.entries())
                     .map(PreparedCheck::new)
                     .collect(),
-            )
+            )))
         } else if meta.bucketer.is_noop() {
             Shape::Constant(true)
         } else {
@@ -111,7 +117,7 @@ impl Prepared {
                 let (hasher, buckets) = &**hash;
                 buckets >> hasher.bucket(checks) & 1 == 1
             }
-            Shape::Conditions(all) if !checks.is_empty() => all.iter().all(|c| c.holds(checks)),
+            Shape::Conditions(all) if !checks.is_empty() => all.0.iter().all(|c| c.holds(checks)),
             Shape::Conditions(_) | Shape::General => is_enabled(item, checks, env),
         }
     }
@@ -276,6 +282,12 @@ mod tests {
         }
         // Both answers occur often, so that the comparison above can fail either way.
         assert!(seen.iter().all(|&n| n > 500), "{seen:?}");
+    }
+
+    #[test]
+    fn a_prepared_flag_takes_two_words() {
+        // Live flags hold one per flag: a wide pointer in any shape would grow every flag.
+        assert_eq!(size_of::<Prepared>(), 2 * size_of::<usize>());
     }
 
     #[test]
