@@ -114,8 +114,11 @@ impl Checks {
             return self.get_keyed_long(key, name);
         }
         // The key is the name: the first equal key is the variable.
-        let at = self.keys.iter().position(|k| *k == key)?;
-        self.entries.get(at).map(|(_, v)| v)
+        self.keys
+            .iter()
+            .zip(&self.entries)
+            .find(|(k, _)| **k == key)
+            .map(|(_, (_, v))| v)
     }
 
     /// [`Checks::get_keyed`] for a name longer than [`KEY_EXACT_LEN`], which its key does not
