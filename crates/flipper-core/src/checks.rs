@@ -184,6 +184,31 @@ mod tests {
     }
 
     #[test]
+    fn keyed_lookup_finds_what_get_finds() {
+        // Short names; names past a key's 15 bytes that share their first 15 bytes and length
+        // (equal keys), so only the name tells them apart; absent names of both kinds.
+        let names = [
+            "plan",
+            "age",
+            "user_id",
+            "a_long_variable_name_1",
+            "a_long_variable_name_2",
+            "exactly_15_byte",
+            "exactly_16_bytes",
+        ];
+        for n in 0..=names.len() {
+            let checks: Checks = names[..n].iter().map(|&name| (name, name.len())).collect();
+            for probe in names.iter().chain(&["absent", "a_long_variable_name_3"]) {
+                assert_eq!(
+                    checks.get_keyed(name_key(probe), probe),
+                    checks.get(probe),
+                    "{n} variables, {probe}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn same_bytes_is_slice_equality() {
         let words: Vec<Vec<u8>> = (0..40)
             .flat_map(|n: usize| {
