@@ -123,7 +123,7 @@ impl Operator {
             _ => return self.apply_general(runtime, stored),
         };
         match self.outcomes() {
-            Some(mask) => Ok(mask >> outcome_bit(ord) & 1 == 1),
+            Some(outcomes) => Ok(accepts(outcomes, ord)),
             None => self.apply_general(runtime, stored),
         }
     }
@@ -163,9 +163,15 @@ impl fmt::Display for Operator {
     }
 }
 
+/// Whether an ordering is one of the `outcomes` of a comparison ([`Operator::outcomes`]).
+#[inline(always)]
+pub(crate) fn accepts(outcomes: u8, ord: Option<Ordering>) -> bool {
+    outcomes >> outcome_bit(ord) & 1 == 1
+}
+
 /// The bit of an ordering in [`Operator::outcomes`].
 #[inline(always)]
-pub(crate) fn outcome_bit(ord: Option<Ordering>) -> u8 {
+fn outcome_bit(ord: Option<Ordering>) -> u8 {
     match ord {
         Some(Ordering::Less) => 0,
         Some(Ordering::Equal) => 1,

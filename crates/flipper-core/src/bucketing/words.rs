@@ -62,7 +62,7 @@ impl Tail {
 pub(super) fn compose(template: &Words, text: &[u8], start: usize, tail: Tail) -> Option<Words> {
     match Piece::of_text(text, tail) {
         Some(piece) => piece.compose(template, start),
-        None => fill(template, start, text.len(), tail, |o| long_window(text, o)),
+        None => fill(template, text, start, tail),
     }
 }
 
@@ -178,26 +178,21 @@ fn bit_length(end: usize) -> u64 {
     u64::from_le_bytes(bits.to_be_bytes())
 }
 
-/// [`compose`] with the text's window at each word's offset from `text_window`.
+/// [`compose`] for a text too long for a [`Piece`] (so at least 9 bytes): each word ORed with
+/// the windows of the text and the tail that fall in it.
 #[inline(always)]
-fn fill(
-    template: &Words,
-    start: usize,
-    text_len: usize,
-    tail: Tail,
-    text_window: impl Fn(isize) -> u64,
-) -> Option<Words> {
-    let end = start + text_len + tail.len;
+fn fill(template: &Words, text: &[u8], start: usize, tail: Tail) -> Option<Words> {
+    let end = start + text.len() + tail.len;
     if end > 56 {
         return None;
     }
     // Offsets are below 64: the casts are exact.
-    let (start, v) = (start as isize, text_len as isize);
+    let (start, v) = (start as isize, text.len() as isize);
     let mut words = *template;
     // A constant trip count (unrolled), so that the words stay in registers.
     for (k, word) in words[..7].iter_mut().enumerate() {
         let o = 8 * k as isize - start;
-        *word |= text_window(o) | short_window(tail.word, o - v);
+        *word |= long_window(text, o) | short_window(tail.word, o - v);
     }
     words[7] = bit_length(end);
     Some(words)

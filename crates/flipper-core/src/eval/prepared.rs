@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Env, is_enabled};
 use crate::bucketing::{Bucketer, OneKeyHasher};
 use crate::checks::{Checks, same_bytes};
-use crate::condition::{Operator, outcome_bit};
+use crate::condition::{Operator, accepts};
 use crate::item::Item;
 use crate::value::Value;
 
@@ -198,7 +198,7 @@ impl PreparedCheck {
                     == *holds_if_found
             }
             (Unpacked::Int { bound, outcomes }, Value::Int(n)) if let Some(n) = n.as_i64() => {
-                outcomes >> outcome_bit(Some(n.cmp(bound))) & 1 == 1
+                accepts(*outcomes, Some(n.cmp(bound)))
             }
             _ => self.operator.apply(runtime, &self.stored) == Ok(true),
         }
