@@ -1,5 +1,7 @@
 //! [`Checks`]: the caller's variables for one evaluation (flipper-client's `**kwargs`).
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use crate::{Object, Value};
 
 /// The variables an evaluation is made for, in the caller's order (Python's kwargs order).
@@ -50,6 +52,25 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
         8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
         _ => a == b,
+    }
+}
+
+/// Where a variable was found in the last checks it was looked up in (see
+/// [`Checks::get_placed`]): a hint only, every use compares the key there. Shared between
+/// threads; it is written only when the variable was found elsewhere.
+#[derive(Debug, Default)]
+pub(crate) struct Place(AtomicU8);
+
+impl Clone for Place {
+    fn clone(&self) -> Self {
+        Self(AtomicU8::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// A hint is no part of what holds it: any two are equal.
+impl PartialEq for Place {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 
@@ -119,6 +140,31 @@ impl Checks {
             .zip(&self.entries)
             .find(|(k, _)| **k == key)
             .map(|(_, (_, v))| v)
+    }
+
+    /// [`Checks::get_keyed`], looking first where `place` says the variable was found last
+    /// (callers build their checks in the same order on every request, so it usually is
+    /// there), and remembering where it was found otherwise.
+    #[inline(always)]
+    pub(crate) fn get_placed(&self, key: u128, name: &str, place: &Place) -> Option<&Value> {
+        if name.len() > KEY_EXACT_LEN {
+            return self.get_keyed_long(key, name);
+        }
+        let at = usize::from(place.0.load(Ordering::Relaxed));
+        match (self.keys.get(at), self.entries.get(at)) {
+            (Some(k), Some((_, value))) if *k == key => Some(value),
+            _ => self.get_moved(key, place),
+        }
+    }
+
+    /// [`Checks::get_placed`] when the variable is not at its place.
+    #[inline(never)]
+    fn get_moved(&self, key: u128, place: &Place) -> Option<&Value> {
+        let at = self.keys.iter().position(|k| *k == key)?;
+        if let Ok(at8) = u8::try_from(at) {
+            place.0.store(at8, Ordering::Relaxed);
+        }
+        self.entries.get(at).map(|(_, v)| v)
     }
 
     /// [`Checks::get_keyed`] for a name longer than [`KEY_EXACT_LEN`], which its key does not
@@ -196,14 +242,34 @@ mod tests {
             "exactly_15_byte",
             "exactly_16_bytes",
         ];
+        // One place per probe, shared by every set of checks below (in both orders), as a
+        // prepared check's place is shared by every caller: it moves, and is only a hint.
+        let probes: Vec<&str> = names
+            .iter()
+            .copied()
+            .chain(["absent", "a_long_variable_name_3"])
+            .collect();
+        let places: Vec<Place> = probes.iter().map(|_| Place::default()).collect();
         for n in 0..=names.len() {
-            let checks: Checks = names[..n].iter().map(|&name| (name, name.len())).collect();
-            for probe in names.iter().chain(&["absent", "a_long_variable_name_3"]) {
-                assert_eq!(
-                    checks.get_keyed(name_key(probe), probe),
-                    checks.get(probe),
-                    "{n} variables, {probe}"
-                );
+            for reversed in [false, true] {
+                let mut given = names[..n].to_vec();
+                if reversed {
+                    given.reverse();
+                }
+                let checks: Checks = given.iter().map(|&name| (name, name.len())).collect();
+                for (probe, place) in probes.iter().zip(&places) {
+                    let expected = checks.get(probe);
+                    let key = name_key(probe);
+                    assert_eq!(checks.get_keyed(key, probe), expected, "{given:?}, {probe}");
+                    // Twice: from wherever the place was, then from where it was found.
+                    for _ in 0..2 {
+                        assert_eq!(
+                            checks.get_placed(key, probe, place),
+                            expected,
+                            "{given:?}, {probe}, placed"
+                        );
+                    }
+                }
             }
         }
     }

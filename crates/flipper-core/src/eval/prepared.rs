@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Env, is_enabled};
 use crate::bucketing::{Bucketer, OneKeyHasher};
-use crate::checks::{Checks, same_bytes};
+use crate::checks::{Checks, Place, same_bytes};
 use crate::condition::{Operator, accepts};
 use crate::item::Item;
 use crate::value::Value;
@@ -109,7 +109,7 @@ impl Prepared {
     }
 
     /// [`is_enabled`]`(item, checks, env)`, for the `item` this was prepared from.
-    #[inline]
+    #[inline(always)]
     pub fn is_enabled<E: Env + ?Sized>(&self, item: &Item, checks: &Checks, env: &E) -> bool {
         match &self.0 {
             Shape::Constant(answer) => *answer,
@@ -128,6 +128,8 @@ impl Prepared {
 struct PreparedCheck {
     key: u128,
     variable: Box<str>,
+    /// Where the variable was last found in the caller's checks.
+    place: Place,
     operator: Operator,
     stored: Value,
     unpacked: Unpacked,
@@ -171,6 +173,7 @@ impl PreparedCheck {
         Self {
             key,
             variable: variable.into(),
+            place: Place::default(),
             operator,
             stored: stored.clone(),
             unpacked,
@@ -181,7 +184,7 @@ impl PreparedCheck {
     /// the check (a `TypeError` does not).
     #[inline(always)]
     fn holds(&self, checks: &Checks) -> bool {
-        let Some(runtime) = checks.get_keyed(self.key, &self.variable) else {
+        let Some(runtime) = checks.get_placed(self.key, &self.variable, &self.place) else {
             return true;
         };
         match (&self.unpacked, runtime) {

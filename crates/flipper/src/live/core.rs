@@ -148,7 +148,7 @@ impl Core {
     /// again (an `Env` may) finds it busy and loads the set itself, so a copy in use is never
     /// replaced. A thread that is exiting loads the set directly.
     #[inline(always)]
-    pub(crate) fn read<R>(&self, f: impl Fn(&FlagSet) -> R) -> R {
+    pub(crate) fn read<R>(&self, f: impl Fn(&FlagSet) -> R + Copy) -> R {
         let stamp = self.stamp.load(Ordering::Acquire);
         let copied = READER.try_with(|cell| {
             let slot = cell.try_borrow_mut().ok()?;
@@ -157,14 +157,14 @@ impl Core {
         });
         match copied {
             Ok(Some(answer)) => answer,
-            _ => self.read_fresh(&f),
+            _ => self.read_fresh(f),
         }
     }
 
     /// [`Core::read`] from a fresh load, which this thread keeps when its slot is free.
     #[cold]
     #[inline(never)]
-    fn read_fresh<R>(&self, f: &impl Fn(&FlagSet) -> R) -> R {
+    fn read_fresh<R>(&self, f: impl Fn(&FlagSet) -> R) -> R {
         // The stamp before the set: the set is then at least as new as the stamp's.
         let stamp = self.stamp.load(Ordering::Acquire);
         let set = self.current.load_full();

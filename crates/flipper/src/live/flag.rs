@@ -66,7 +66,7 @@ impl LiveFlag {
     }
 
     /// [`LiveFlags::is_enabled_or`] for this flag.
-    #[inline]
+    #[inline(never)]
     pub fn is_enabled_or(&self, checks: &Checks, default: bool) -> bool {
         let env = &self.live.core.env;
         self.live

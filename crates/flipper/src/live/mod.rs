@@ -420,7 +420,7 @@ impl LiveFlags {
     }
 
     /// [`LiveFlags::is_enabled`] with the answer for a missing flag (and before the first load).
-    #[inline]
+    #[inline(never)]
     pub fn is_enabled_or(&self, name: &str, checks: &Checks, default: bool) -> bool {
         let env = &self.core.env;
         self.core

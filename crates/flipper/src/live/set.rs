@@ -76,19 +76,15 @@ impl Entry {
             .unwrap_or_else(|| context.evaluate(&self.item))
     }
 
-    /// The constant answer is read inline; any other flag is evaluated out of line, so that a
-    /// static flag's check does not pay for the evaluator's stack frame.
+    /// Inlined into the read: one function per read, whose stack frame a static flag's check
+    /// shares (a second call for the evaluation cost more than the larger frame). The
+    /// constant answer is tested first, as one comparison before the shapes' jump table.
     #[inline(always)]
     fn is_enabled<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
         match self.prepared.constant() {
             Some(answer) => answer,
-            None => self.is_enabled_evaluated(checks, env),
+            None => self.prepared.is_enabled(&self.item, checks, env),
         }
-    }
-
-    #[inline(never)]
-    fn is_enabled_evaluated<E: Env + ?Sized>(&self, checks: &Checks, env: &E) -> bool {
-        self.prepared.is_enabled(&self.item, checks, env)
     }
 
     fn name(&self) -> &str {
