@@ -147,6 +147,9 @@ impl Core {
     /// and keeps a copy. The slot is borrowed while `f` runs: an `f` that reads live flags
     /// again (an `Env` may) finds it busy and loads the set itself, so a copy in use is never
     /// replaced. A thread that is exiting loads the set directly.
+    ///
+    /// `f` (whose captures are references) is copied into the cold path rather than borrowed
+    /// by it, so that the hot path does not build it on the stack.
     #[inline(always)]
     pub(crate) fn read<R>(&self, f: impl Fn(&FlagSet) -> R + Copy) -> R {
         let stamp = self.stamp.load(Ordering::Acquire);

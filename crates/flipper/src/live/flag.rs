@@ -66,6 +66,8 @@ impl LiveFlag {
     }
 
     /// [`LiveFlags::is_enabled_or`] for this flag.
+    // Out of line, taking its arguments in registers: the read (thread-local copy, lookup,
+    // evaluation) inlined into the caller needs the caller to build its closure on the stack.
     #[inline(never)]
     pub fn is_enabled_or(&self, checks: &Checks, default: bool) -> bool {
         let env = &self.live.core.env;

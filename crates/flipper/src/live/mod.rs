@@ -420,6 +420,8 @@ impl LiveFlags {
     }
 
     /// [`LiveFlags::is_enabled`] with the answer for a missing flag (and before the first load).
+    // Out of line, taking its arguments in registers: the read (thread-local copy, lookup,
+    // evaluation) inlined into the caller needs the caller to build its closure on the stack.
     #[inline(never)]
     pub fn is_enabled_or(&self, name: &str, checks: &Checks, default: bool) -> bool {
         let env = &self.core.env;
