@@ -18,9 +18,26 @@ use crate::{Object, Value};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checks {
-    entries: Vec<(String, Value)>,
-    /// [`name_key`] of each entry's name, for fast matching against condition variables.
-    keys: Vec<u128>,
+    vars: Vec<Var>,
+}
+
+/// One variable, with its name's [`name_key`] beside its value: a lookup compares keys and
+/// reads the value from the same place.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Var {
+    pub(crate) key: u128,
+    pub(crate) value: Value,
+    pub(crate) name: String,
+}
+
+impl Var {
+    fn new(name: String, value: Value) -> Self {
+        Self {
+            key: name_key(&name),
+            value,
+            name,
+        }
+    }
 }
 
 /// A cheap key for a variable name: its first 15 bytes and its length (capped at 255). Names of
@@ -94,52 +111,45 @@ impl Checks {
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) {
         let name = name.into();
         let value = value.into();
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => {
-                self.keys.push(name_key(&name));
-                self.entries.push((name, value));
-            }
+        match self.vars.iter_mut().find(|v| v.name == name) {
+            Some(var) => var.value = value,
+            None => self.vars.push(Var::new(name, value)),
         }
     }
 
     /// The value of a variable.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.vars.iter().find(|v| v.name == name).map(|v| &v.value)
     }
 
     /// The variables in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + Clone {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.vars.iter())
     }
 
     /// Number of variables.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.vars.len()
     }
 
     /// Whether no variable was given (then conditions are skipped and the bucketer decides).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.vars.is_empty()
     }
 
-    pub(crate) fn entries(&self) -> &[(String, Value)] {
-        &self.entries
+    pub(crate) fn vars(&self) -> &[Var] {
+        &self.vars
     }
 
-    /// The value of the variable `name`, whose [`name_key`] is `key`: found by comparing keys,
-    /// which sit side by side (names are read only when longer than [`KEY_EXACT_LEN`]).
+    /// The value of the variable `name`, whose [`name_key`] is `key`: found by comparing keys
+    /// (names are read only when longer than [`KEY_EXACT_LEN`]).
     #[inline]
     pub(crate) fn get_keyed(&self, key: u128, name: &str) -> Option<&Value> {
         if name.len() > KEY_EXACT_LEN {
             return self.get_keyed_long(key, name);
         }
         // The key is the name: the first equal key is the variable.
-        self.keys
-            .iter()
-            .zip(&self.entries)
-            .find(|(k, _)| **k == key)
-            .map(|(_, (_, v))| v)
+        self.vars.iter().find(|v| v.key == key).map(|v| &v.value)
     }
 
     /// [`Checks::get_keyed`], looking first where `place` says the variable was found last
@@ -151,8 +161,8 @@ impl Checks {
             return self.get_keyed_long(key, name);
         }
         let at = usize::from(place.0.load(Ordering::Relaxed));
-        match (self.keys.get(at), self.entries.get(at)) {
-            (Some(k), Some((_, value))) if *k == key => Some(value),
+        match self.vars.get(at) {
+            Some(var) if var.key == key => Some(&var.value),
             _ => self.get_moved(key, place),
         }
     }
@@ -160,38 +170,28 @@ impl Checks {
     /// [`Checks::get_placed`] when the variable is not at its place.
     #[inline(never)]
     fn get_moved(&self, key: u128, place: &Place) -> Option<&Value> {
-        let at = self.keys.iter().position(|k| *k == key)?;
+        let at = self.vars.iter().position(|v| v.key == key)?;
         if let Ok(at8) = u8::try_from(at) {
             place.0.store(at8, Ordering::Relaxed);
         }
-        self.entries.get(at).map(|(_, v)| v)
+        self.vars.get(at).map(|v| &v.value)
     }
 
     /// [`Checks::get_keyed`] for a name longer than [`KEY_EXACT_LEN`], which its key does not
     /// fully determine.
     #[inline(never)]
     fn get_keyed_long(&self, key: u128, name: &str) -> Option<&Value> {
-        self.keyed()
-            .find(|&(k, n, _)| k == key && n == name)
-            .map(|(_, _, v)| v)
-    }
-
-    /// The entries with their [`name_key`]s.
-    #[inline]
-    pub(crate) fn keyed(&self) -> impl Iterator<Item = (u128, &str, &Value)> {
-        self.keys
+        self.vars
             .iter()
-            .zip(&self.entries)
-            .map(|(k, (n, v))| (*k, n.as_str(), v))
+            .find(|v| v.key == key && v.name == name)
+            .map(|v| &v.value)
     }
 }
 
 impl From<Object> for Checks {
     fn from(o: Object) -> Self {
-        let entries: Vec<(String, Value)> = o.into_iter().collect();
         Self {
-            keys: entries.iter().map(|(n, _)| name_key(n)).collect(),
-            entries,
+            vars: o.into_iter().map(|(n, v)| Var::new(n, v)).collect(),
         }
     }
 }
@@ -208,14 +208,29 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Checks {
 
 impl<'a> IntoIterator for &'a Checks {
     type Item = (&'a str, &'a Value);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Value)>,
-        fn(&'a (String, Value)) -> (&'a str, &'a Value),
-    >;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+        Iter(self.vars.iter())
     }
 }
+
+/// The variables of [`Checks`] in order, as `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct Iter<'a>(std::slice::Iter<'a, Var>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|v| (v.name.as_str(), &v.value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -430,11 +430,11 @@ impl Condition {
     /// [`Condition::evaluate`] as Python runs it: the caller's variables in order, each against
     /// the checks on it.
     fn evaluate_in_order(&self, checks: &Checks) -> Result<bool, TypeError> {
-        for (key, name, runtime) in checks.keyed() {
+        for var in checks.vars() {
             for e in &self.entries {
-                if e.key == key
-                    && (name.len() <= KEY_EXACT_LEN || e.variable == name)
-                    && !e.operator.apply(runtime, &e.value)?
+                if e.key == var.key
+                    && (var.name.len() <= KEY_EXACT_LEN || e.variable == var.name)
+                    && !e.operator.apply(&var.value, &e.value)?
                 {
                     return Ok(false);
                 }

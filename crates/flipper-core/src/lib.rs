@@ -25,6 +25,6 @@ pub mod json;
 pub mod pyops;
 pub mod value;
 
-pub use checks::Checks;
+pub use checks::{Checks, Iter as ChecksIter};
 pub use item::{Item, ItemError, Meta};
 pub use value::{Int, Object, Value};

@@ -7,7 +7,7 @@ use sha1::{Digest, Sha1};
 use super::RANDOMIZER;
 use super::words::{self, Tail, Words, words_of};
 use crate::Value;
-use crate::checks::{Checks, name_key, same_bytes};
+use crate::checks::{Checks, Var, name_key, same_bytes};
 use crate::json::{self, Output};
 
 /// Whether a consistent-hash bucketer hashes this check: whitelisted (every check when the
@@ -28,7 +28,7 @@ const INLINE_CHECKS: usize = 16;
 /// which is UTF-8 byte order), as indices into the checks: on the stack for up to
 /// [`INLINE_CHECKS`] checks.
 struct Picked<'c> {
-    entries: &'c [(String, Value)],
+    entries: &'c [Var],
     inline: [u8; INLINE_CHECKS],
     inline_len: usize,
     /// Used instead of `inline` when there are more checks.
@@ -38,7 +38,7 @@ struct Picked<'c> {
 impl<'c> Picked<'c> {
     #[inline]
     fn new(checks: &'c Checks, whitelist: &[String]) -> Self {
-        let entries = checks.entries();
+        let entries = checks.vars();
         let mut picked = Self {
             entries,
             inline: [0; INLINE_CHECKS],
@@ -47,20 +47,20 @@ impl<'c> Picked<'c> {
         };
         if entries.len() > INLINE_CHECKS {
             picked.heap = (0..entries.len())
-                .filter(|&i| is_hashed(&entries[i].0, whitelist))
+                .filter(|&i| is_hashed(&entries[i].name, whitelist))
                 .collect();
             picked
                 .heap
-                .sort_unstable_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
+                .sort_unstable_by(|&a, &b| entries[a].name.cmp(&entries[b].name));
             return picked;
         }
         let idx = &mut picked.inline;
         let mut n = 0;
-        for (i, (name, _)) in entries.iter().enumerate() {
+        for (i, Var { name, .. }) in entries.iter().enumerate() {
             if is_hashed(name, whitelist) {
                 // Insertion sort: n is tiny.
                 let mut j = n;
-                while j > 0 && entries[usize::from(idx[j - 1])].0 > *name {
+                while j > 0 && entries[usize::from(idx[j - 1])].name > *name {
                     idx[j] = idx[j - 1];
                     j -= 1;
                 }
@@ -74,7 +74,7 @@ impl<'c> Picked<'c> {
 
     /// The picked `(name, value)` pairs, in order.
     #[inline]
-    fn iter(&self) -> impl Iterator<Item = &'c (String, Value)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = &'c Var> + '_ {
         let entries = self.entries;
         self.inline[..self.inline_len]
             .iter()
@@ -85,12 +85,9 @@ impl<'c> Picked<'c> {
 }
 
 /// Writes `json.dumps(picked)` for the picked `(name, value)` pairs, in order.
-fn write_hash_input<'a, O: Output + ?Sized>(
-    picked: impl Iterator<Item = &'a (String, Value)>,
-    out: &mut O,
-) {
+fn write_hash_input<'a, O: Output + ?Sized>(picked: impl Iterator<Item = &'a Var>, out: &mut O) {
     out.push_str("[");
-    for (i, (name, value)) in picked.enumerate() {
+    for (i, Var { name, value, .. }) in picked.enumerate() {
         out.push_str(if i == 0 { "[" } else { ", [" });
         json::write_str(name, out);
         out.push_str(", ");
@@ -118,9 +115,9 @@ pub fn consistent_hash_bucket(checks: &Checks, key_whitelist: &[String]) -> u8 {
     // One whitelisted name (the usual bucketer): at most one check is hashed, nothing to sort.
     if let [_] = key_whitelist {
         let picked = checks
-            .entries()
+            .vars()
             .iter()
-            .find(|(n, _)| is_hashed(n, key_whitelist));
+            .find(|v| is_hashed(&v.name, key_whitelist));
         let mut block = Block::new();
         if block.write(picked.into_iter()).is_some() {
             return digest_mod_100(&block.digest());
@@ -274,9 +271,9 @@ impl Block {
 
     /// Writes `json.dumps(picked)`; `None` when a piece is not one this writer takes.
     #[inline]
-    fn write<'a>(&mut self, picked: impl Iterator<Item = &'a (String, Value)>) -> Option<()> {
+    fn write<'a>(&mut self, picked: impl Iterator<Item = &'a Var>) -> Option<()> {
         self.put(b"[")?;
-        for (i, (name, value)) in picked.enumerate() {
+        for (i, Var { name, value, .. }) in picked.enumerate() {
             self.put(if i == 0 { b"[" } else { b", [" })?;
             self.put_str(name)?;
             self.put(b", ")?;
