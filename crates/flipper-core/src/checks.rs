@@ -72,11 +72,22 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Where a variable was found in the last checks it was looked up in (see
-/// [`Checks::get_placed`]): a hint only, every use compares the key there. Shared between
-/// threads; it is written only when the variable was found elsewhere.
-#[derive(Debug, Default)]
+/// Where a variable was first found in the caller's checks (see [`Checks::get_placed`]): a
+/// hint only, every use compares the key there. Shared between threads, it is written once,
+/// by the first lookup that finds the variable: callers that build their checks in other
+/// orders find it by a scan instead of taking turns rewriting it (which would bounce its
+/// cache line between their cores on every evaluation).
+#[derive(Debug)]
 pub(crate) struct Place(AtomicU8);
+
+/// No place yet.
+const UNPLACED: u8 = u8::MAX;
+
+impl Default for Place {
+    fn default() -> Self {
+        Self(AtomicU8::new(UNPLACED))
+    }
+}
 
 impl Clone for Place {
     fn clone(&self) -> Self {
@@ -152,9 +163,9 @@ impl Checks {
         self.vars.iter().find(|v| v.key == key).map(|v| &v.value)
     }
 
-    /// [`Checks::get_keyed`], looking first where `place` says the variable was found last
+    /// [`Checks::get_keyed`], looking first where `place` says the variable was first found
     /// (callers build their checks in the same order on every request, so it usually is
-    /// there), and remembering where it was found otherwise.
+    /// there), and setting the place if it has none.
     #[inline(always)]
     pub(crate) fn get_placed(&self, key: u128, name: &str, place: &Place) -> Option<&Value> {
         if name.len() > KEY_EXACT_LEN {
@@ -171,7 +182,10 @@ impl Checks {
     #[inline(never)]
     fn get_moved(&self, key: u128, place: &Place) -> Option<&Value> {
         let at = self.vars.iter().position(|v| v.key == key)?;
-        if let Ok(at8) = u8::try_from(at) {
+        // Two first lookups may both set it: either place is right for its caller.
+        if place.0.load(Ordering::Relaxed) == UNPLACED
+            && let Ok(at8) = u8::try_from(at)
+        {
             place.0.store(at8, Ordering::Relaxed);
         }
         self.vars.get(at).map(|v| &v.value)
@@ -258,7 +272,7 @@ mod tests {
             "exactly_16_bytes",
         ];
         // One place per probe, shared by every set of checks below (in both orders), as a
-        // prepared check's place is shared by every caller: it moves, and is only a hint.
+        // prepared check's place is shared by every caller: it is only a hint, often wrong.
         let probes: Vec<&str> = names
             .iter()
             .copied()
@@ -276,7 +290,7 @@ mod tests {
                     let expected = checks.get(probe);
                     let key = name_key(probe);
                     assert_eq!(checks.get_keyed(key, probe), expected, "{given:?}, {probe}");
-                    // Twice: from wherever the place was, then from where it was found.
+                    // Twice: the first lookup may set the place.
                     for _ in 0..2 {
                         assert_eq!(
                             checks.get_placed(key, probe, place),
@@ -287,6 +301,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_place_is_set_once() {
+        // Callers with other orders do not rewrite it (each rewrite would be a write to a
+        // line every evaluating thread reads).
+        let place = Place::default();
+        let first = Checks::new().with("plan", "pro").with("age", 30);
+        let other = Checks::new().with("age", 30).with("plan", "pro");
+        let key = name_key("age");
+        assert_eq!(other.get_placed(name_key("absent"), "absent", &place), None);
+        assert_eq!(place.0.load(Ordering::Relaxed), UNPLACED);
+        assert_eq!(first.get_placed(key, "age", &place), first.get("age"));
+        assert_eq!(place.0.load(Ordering::Relaxed), 1);
+        assert_eq!(other.get_placed(key, "age", &place), other.get("age"));
+        assert_eq!(place.0.load(Ordering::Relaxed), 1);
     }
 
     #[test]
