@@ -128,7 +128,7 @@ impl Prepared {
 struct PreparedCheck {
     key: u128,
     variable: Box<str>,
-    /// Where the variable was last found in the caller's checks.
+    /// Where the variable was first found in the callers' checks.
     place: Place,
     operator: Operator,
     stored: Value,
