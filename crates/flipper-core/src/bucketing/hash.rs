@@ -201,19 +201,26 @@ impl OneKeyHasher {
         const BARE: Tail = Tail::new(b"]]");
         let at = self.whitelist[0].len() + 6;
         let mut digits = itoa::Buffer::new();
+        // The kinds in order of how often ids have them, each tested by one comparison.
         let words = match value {
+            Value::Str(s) => {
+                let text = s.as_bytes();
+                let words = words::compose(&self.templates[1], text, at + 1, QUOTED)?;
+                if !json::is_plain(text) {
+                    return None;
+                }
+                words
+            }
             // A small integer's digits, in registers.
             Value::Int(n) if let Some((word, len)) = n.as_i64().and_then(words::int_text) => {
                 words::compose_word(&self.templates[0], word, len, at, BARE)?
             }
+            // The unquoted rest (strings were taken above).
             _ => {
-                let (text, quoted) = value_text(value, &mut digits)?;
-                let (q, tail) = if quoted { (1, QUOTED) } else { (0, BARE) };
-                let words = words::compose(&self.templates[q], text, at + q, tail)?;
-                if quoted && !json::is_plain(text) {
+                let (text, false) = value_text(value, &mut digits)? else {
                     return None;
-                }
-                words
+                };
+                words::compose(&self.templates[0], text, at, BARE)?
             }
         };
         Some(words_mod_100(sha1_words(&words::block_bytes(&words))))
