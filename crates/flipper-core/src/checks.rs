@@ -181,14 +181,14 @@ impl Checks {
     /// [`Checks::get_placed`] when the variable is not at its place.
     #[inline(never)]
     fn get_moved(&self, key: u128, place: &Place) -> Option<&Value> {
-        let at = self.vars.iter().position(|v| v.key == key)?;
+        let (at, var) = self.vars.iter().enumerate().find(|(_, v)| v.key == key)?;
         // Two first lookups may both set it: either place is right for its caller.
         if place.0.load(Ordering::Relaxed) == UNPLACED
             && let Ok(at8) = u8::try_from(at)
         {
             place.0.store(at8, Ordering::Relaxed);
         }
-        self.vars.get(at).map(|v| &v.value)
+        Some(&var.value)
     }
 
     /// [`Checks::get_keyed`] for a name longer than [`KEY_EXACT_LEN`], which its key does not

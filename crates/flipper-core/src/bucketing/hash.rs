@@ -72,7 +72,7 @@ impl<'c> Picked<'c> {
         picked
     }
 
-    /// The picked `(name, value)` pairs, in order.
+    /// The picked variables, in order.
     #[inline]
     fn iter(&self) -> impl Iterator<Item = &'c Var> + '_ {
         let entries = self.entries;
@@ -84,7 +84,7 @@ impl<'c> Picked<'c> {
     }
 }
 
-/// Writes `json.dumps(picked)` for the picked `(name, value)` pairs, in order.
+/// Writes `json.dumps(picked)` for the picked variables (`[name, value]` each), in order.
 fn write_hash_input<'a, O: Output + ?Sized>(picked: impl Iterator<Item = &'a Var>, out: &mut O) {
     out.push_str("[");
     for (i, Var { name, value, .. }) in picked.enumerate() {
