@@ -2,9 +2,10 @@
 //! open-addressing table from hashes to positions in the set.
 //!
 //! A lookup by name is the hot path of `LiveFlags::is_enabled(name, ..)`, so it is kept to a
-//! few instructions: the tag is read from the name with at most two loads, hashed with one
-//! multiplication, and the table holds bare positions, at most half full, so that the first
-//! slot probed nearly always holds the flag (or is empty).
+//! few instructions: the tag is read from the name with at most two loads, mixed with the
+//! table's seed and multiplied once, and the table holds bare positions, at most half full.
+//! The seed is chosen when the table is built, among a few, for the fewest flags that are not
+//! in their first slot: in a set of a few dozen flags usually none, so a lookup probes once.
 
 use std::hash::BuildHasher;
 
@@ -52,11 +53,12 @@ impl NameTag {
     }
 }
 
-/// The hash of a flag name in the index. A name of up to [`TAG_EXACT`] bytes is hashed from
-/// its tag, which the lookup computes anyway ([`hash_short`]). A longer name is hashed whole
-/// with foldhash, as many long names share a tag (the same first and last eight bytes and
-/// length: `checkout_v1_enabled`, `checkout_v2_enabled`). Fixed seeds: names come from the
-/// store (written by administrators), not from requests, so a keyed hash buys nothing here.
+/// The hash of a flag name in the index, before the table's seed and multiplication
+/// ([`NameIndex`]). A name of up to [`TAG_EXACT`] bytes is hashed from its tag, which the
+/// lookup computes anyway ([`hash_short`]). A longer name is hashed whole with foldhash, as
+/// many long names share a tag (the same first and last eight bytes and length:
+/// `checkout_v1_enabled`, `checkout_v2_enabled`). Fixed seeds: names come from the store
+/// (written by administrators), not from requests, so a keyed hash buys nothing here.
 #[inline]
 pub(crate) fn hash_name(name: &str, tag: NameTag) -> u64 {
     if name.len() <= TAG_EXACT {
@@ -66,24 +68,39 @@ pub(crate) fn hash_name(name: &str, tag: NameTag) -> u64 {
     }
 }
 
-/// [`hash_name`] of a name of up to [`TAG_EXACT`] bytes: its tag's words mixed and multiplied
-/// once. [`NameIndex`] uses the top bits of the product, which every bit of the tag reaches.
+/// [`hash_name`] of a name of up to [`TAG_EXACT`] bytes: its tag's words mixed into one, which
+/// [`NameIndex`] multiplies after the seed, so that every bit of the tag reaches the top bits
+/// it takes the slot from.
 #[inline(always)]
 pub(crate) fn hash_short(tag: NameTag) -> u64 {
-    let mixed = tag.head ^ tag.tail.rotate_left(29) ^ u64::from(tag.len).rotate_right(8);
-    mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    tag.head ^ tag.tail.rotate_left(29) ^ u64::from(tag.len).rotate_right(8)
 }
 
+/// The odd multiplier of [`NameIndex`]'s slots (2^64 over the golden ratio).
+const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// How many seeds a table of at most [`SEEDED_MAX`] flags tries before it keeps the best.
+const SEED_TRIES: u64 = 8;
+
+/// The most flags for which more than one seed is tried: for more, about a fifth of them share
+/// a first slot whatever the seed, which would change little but the cost of each change.
+const SEEDED_MAX: usize = 256;
+
 /// Positions of a set's flags by name hash: open addressing with linear probing, from the
-/// slot given by the hash's top bits. A slot holds a position plus one, or 0 when empty; the
-/// table has at least twice as many slots as flags, so probes are short. Lookups confirm each
-/// candidate against the flag itself, so two names with one hash cost a probe, never a wrong
-/// answer.
+/// slot given by the top bits of `(hash ^ seed) * MULTIPLIER`. A slot holds a position plus
+/// one, or 0 when empty; the table has at least twice as many slots as flags, so probes are
+/// short. Lookups confirm each candidate against the flag itself, so two names with one slot
+/// cost a probe, never a wrong answer.
+///
+/// The seed is the first of a few that puts every flag in its first slot, or else the one that
+/// leaves the fewest elsewhere: a flag in another slot costs a probe (a load of the flag and
+/// its comparison) at every lookup.
 #[derive(Clone)]
 pub(crate) struct NameIndex {
     slots: Box<[u32]>,
-    /// 64 minus log2 of the number of slots: a hash's slot is `hash >> shift`.
+    /// 64 minus log2 of the number of slots: a hash's slot is `mixed >> shift`.
     shift: u32,
+    seed: u64,
 }
 
 impl Default for NameIndex {
@@ -96,29 +113,61 @@ impl NameIndex {
     /// The index of flags whose hashes, in position order, are `hashes` (at most `u32::MAX - 1`
     /// of them; the rest are left out).
     pub(crate) fn new(hashes: impl ExactSizeIterator<Item = u64>) -> Self {
+        let max = usize::try_from(u32::MAX - 1).unwrap_or(usize::MAX);
+        let hashes: Vec<u64> = hashes.take(max).collect();
         let len = hashes.len().saturating_mul(2).next_power_of_two().max(2);
         let shift = 64 - len.trailing_zeros();
-        let mut slots = vec![0u32; len].into_boxed_slice();
-        let mask = len - 1;
-        for (position, hash) in hashes.enumerate() {
-            let Ok(stored) = u32::try_from(position + 1) else {
+        let tries = if hashes.len() <= SEEDED_MAX {
+            SEED_TRIES
+        } else {
+            1
+        };
+        let mut best: Option<(usize, Self)> = None;
+        for k in 0..tries {
+            // Seeds far apart in every bit; the first is 0.
+            let seed = k.wrapping_mul(MULTIPLIER);
+            let (index, displaced) = Self::build(&hashes, len, shift, seed);
+            if best.as_ref().is_none_or(|(fewest, _)| displaced < *fewest) {
+                best = Some((displaced, index));
+            }
+            if displaced == 0 {
                 break;
-            };
-            let mut slot = slot_of(hash, shift);
+            }
+        }
+        best.map(|(_, index)| index)
+            .unwrap_or_else(|| Self::build(&hashes, len, shift, 0).0)
+    }
+
+    /// The table of `len` slots with `seed`, and how many flags are not in their first slot.
+    fn build(hashes: &[u64], len: usize, shift: u32, seed: u64) -> (Self, usize) {
+        let mut index = Self {
+            slots: vec![0u32; len].into_boxed_slice(),
+            shift,
+            seed,
+        };
+        let mask = len - 1;
+        let mut displaced = 0;
+        for (position, &hash) in hashes.iter().enumerate() {
+            // `hashes` holds fewer than `u32::MAX` (see `new`).
+            let stored = u32::try_from(position + 1).unwrap_or(u32::MAX);
+            let mut slot = index.slot_of(hash);
+            if index.slots[slot] != 0 {
+                displaced += 1;
+            }
             // Less than half full, so an empty slot is near.
-            while slots[slot] != 0 {
+            while index.slots[slot] != 0 {
                 slot = (slot + 1) & mask;
             }
-            slots[slot] = stored;
+            index.slots[slot] = stored;
         }
-        Self { slots, shift }
+        (index, displaced)
     }
 
     /// The first `found(position)` that is `Some`, over the positions of flags with this hash.
     #[inline(always)]
     pub(crate) fn find<T>(&self, hash: u64, found: impl Fn(usize) -> Option<T>) -> Option<T> {
         let mask = self.slots.len() - 1;
-        let mut slot = slot_of(hash, self.shift);
+        let mut slot = self.slot_of(hash);
         loop {
             let stored = *self.slots.get(slot)?;
             if let Some(hit) = found((stored as usize).checked_sub(1)?) {
@@ -128,17 +177,18 @@ impl NameIndex {
         }
     }
 
+    /// The first slot of a hash.
+    #[inline(always)]
+    fn slot_of(&self, hash: u64) -> usize {
+        // `shift` is at least 1 (there are at most 2^63 slots); the result fits a slot number.
+        ((hash ^ self.seed).wrapping_mul(MULTIPLIER) >> self.shift) as usize
+    }
+
     /// Bytes held.
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.slots.len() * size_of::<u32>()
     }
-}
-
-#[inline(always)]
-fn slot_of(hash: u64, shift: u32) -> usize {
-    // `shift` is at least 1 (there are at most 2^63 slots); the result fits a slot number.
-    (hash >> shift) as usize
 }
 
 #[cfg(test)]
@@ -181,24 +231,79 @@ mod tests {
     #[test]
     fn short_hashes_spread_over_slots() {
         // Names that differ in one byte anywhere land in many different slots of a table of
-        // 2^12: a hash that ignored some byte would put them all in one.
-        let shift = 64 - 12;
-        for len in 1..=TAG_EXACT {
-            let base = vec![b'a'; len];
-            let mut seen = std::collections::HashSet::new();
-            for at in 0..len {
-                for c in b'a'..=b'z' {
-                    let mut name = base.clone();
-                    name[at] = c;
-                    let name = String::from_utf8(name).unwrap();
-                    seen.insert(slot_of(tagged(&name), shift));
+        // 2^12, with any seed: a hash that ignored some byte would put them all in one.
+        for seed in [0, MULTIPLIER, 5u64.wrapping_mul(MULTIPLIER)] {
+            let table = NameIndex {
+                slots: Box::new([]),
+                shift: 64 - 12,
+                seed,
+            };
+            for len in 1..=TAG_EXACT {
+                let base = vec![b'a'; len];
+                let mut seen = std::collections::HashSet::new();
+                for at in 0..len {
+                    for c in b'a'..=b'z' {
+                        let mut name = base.clone();
+                        name[at] = c;
+                        let name = String::from_utf8(name).unwrap();
+                        seen.insert(table.slot_of(tagged(&name)));
+                    }
                 }
+                let distinct = 1 + 25 * len;
+                assert!(
+                    seen.len() * 10 >= distinct * 9,
+                    "seed {seed:#x}, length {len}: {} slots for {distinct} names",
+                    seen.len()
+                );
             }
-            let distinct = 1 + 25 * len;
-            assert!(
-                seen.len() * 10 >= distinct * 9,
-                "length {len}: {} slots for {distinct} names",
-                seen.len()
+        }
+    }
+
+    /// How many of `hashes` are not in their first slot of `index`.
+    fn displaced(index: &NameIndex, hashes: &[u64]) -> usize {
+        hashes
+            .iter()
+            .enumerate()
+            .filter(|&(p, &h)| index.slots[index.slot_of(h)] as usize != p + 1)
+            .count()
+    }
+
+    #[test]
+    fn the_seed_kept_leaves_the_fewest_flags_out_of_their_first_slot() {
+        for n in [2usize, 3, 5, 8, 13, 40, 200, 1000] {
+            for set in 0..20 {
+                let hashes: Vec<u64> = (0..n).map(|i| tagged(&format!("f{set}_{i}"))).collect();
+                let index = NameIndex::new(hashes.iter().copied());
+                let len = index.slots.len();
+                let shift = index.shift;
+                let tries = if n <= SEEDED_MAX { SEED_TRIES } else { 1 };
+                let tried: Vec<usize> = (0..tries)
+                    .map(|k| NameIndex::build(&hashes, len, shift, k.wrapping_mul(MULTIPLIER)).1)
+                    .collect();
+                let kept = displaced(&index, &hashes);
+                // The first seed without a displaced flag, or the fewest of all.
+                let expected = tried
+                    .iter()
+                    .position(|&d| d == 0)
+                    .map_or_else(|| *tried.iter().min().unwrap(), |_| 0);
+                assert_eq!(kept, expected, "{n} flags, set {set}: tried {tried:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_few_names_that_share_a_first_slot_at_seed_0_get_a_seed_that_parts_them() {
+        // `rollout_half` and `static` share their first slot of 8 at seed 0.
+        let names = ["rollout_half", "static", "two_conditions"];
+        let hashes: Vec<u64> = names.iter().map(|n| tagged(n)).collect();
+        assert_eq!(NameIndex::build(&hashes, 8, 61, 0).1, 1);
+        let index = NameIndex::new(hashes.iter().copied());
+        assert_ne!(index.seed, 0);
+        assert_eq!(displaced(&index, &hashes), 0);
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(
+                index.find(hashes[i], |p| (names[p] == *name).then_some(p)),
+                Some(i)
             );
         }
     }
