@@ -98,7 +98,8 @@ const SEEDED_MAX: usize = 256;
 #[derive(Clone)]
 pub(crate) struct NameIndex {
     slots: Box<[u32]>,
-    /// 64 minus log2 of the number of slots: a hash's slot is `mixed >> shift`.
+    /// 64 minus log2 of the number of slots: a hash's slot is
+    /// `(hash ^ seed).wrapping_mul(MULTIPLIER) >> shift`.
     shift: u32,
     seed: u64,
 }
