@@ -123,20 +123,18 @@ impl NameIndex {
         } else {
             1
         };
-        let mut best: Option<(usize, Self)> = None;
-        for k in 0..tries {
-            // Seeds far apart in every bit; the first is 0.
-            let seed = k.wrapping_mul(MULTIPLIER);
-            let (index, displaced) = Self::build(&hashes, len, shift, seed);
-            if best.as_ref().is_none_or(|(fewest, _)| displaced < *fewest) {
-                best = Some((displaced, index));
-            }
-            if displaced == 0 {
+        // Seeds far apart in every bit, from 0; each kept only if it displaces fewer flags.
+        let mut best = Self::build(&hashes, len, shift, 0);
+        for k in 1..tries {
+            if best.1 == 0 {
                 break;
             }
+            let next = Self::build(&hashes, len, shift, k.wrapping_mul(MULTIPLIER));
+            if next.1 < best.1 {
+                best = next;
+            }
         }
-        best.map(|(_, index)| index)
-            .unwrap_or_else(|| Self::build(&hashes, len, shift, 0).0)
+        best.0
     }
 
     /// The table of `len` slots with `seed`, and how many flags are not in their first slot.
